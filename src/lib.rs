@@ -1,0 +1,17 @@
+//! edgeclip: zero-shot CLIP detections from a camera on ARM boards.
+//!
+//! The library holds every stage; the `edgeclip` binary only parses its
+//! command line and calls into it. Data flows one way through the modules:
+//! [`bundle`] (the model on disk) → [`preprocess`] (frame to tensor) →
+//! [`encode`] (tensor to embedding, with tract) → [`matcher`] (embedding to
+//! label scores). [`labels`] reads what the camera looks for, [`classify`]
+//! strings the stages together for one frame, and [`commands`] holds the
+//! one-shot subcommands.
+
+pub mod bundle;
+pub mod classify;
+pub mod commands;
+pub mod encode;
+pub mod labels;
+pub mod matcher;
+pub mod preprocess;

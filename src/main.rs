@@ -1,0 +1,105 @@
+//! The `edgeclip` binary: parses the command line, sets up logging and calls
+//! the library. Everything worth testing lives in the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use edgeclip::commands;
+
+/// Where `--model` points when it is not given: the bundled demo model,
+/// relative to the working directory (the repository, or /usr/share/edgeclip
+/// once packaged).
+const DEFAULT_MODEL: &str = "models/tiny-shapes";
+
+#[derive(Parser)]
+#[command(name = "edgeclip", version, about = "Zero-shot CLIP detections from a camera, published over MQTT")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the most likely labels for each image.
+    Classify {
+        /// Model bundle directory.
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+        /// Labels file (text, each label in the bundle's labels.emb) or a .emb file.
+        /// Default: the bundle's own labels.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// How many labels to print per image (1 to 16).
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// One JSON object per image instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Also print the L2-normalized image embedding.
+        #[arg(long)]
+        embedding: bool,
+        /// Threads for matrix multiplication.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Images to classify (PNG or JPEG).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Describe a model bundle and how tract runs it on this CPU.
+    Info {
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+    /// Time preprocessing of a 640x480 frame and the image encoder (JSON lines).
+    Bench {
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Skip folding the constant chains tract leaves unfolded (for comparison).
+        #[arg(long)]
+        no_fold: bool,
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Also print the encoder's time per operator (lines starting with #).
+        #[arg(long)]
+        profile: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EDGECLIP_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = match cli.command {
+        Command::Classify { model, labels, top, json, embedding, threads, images } => {
+            let args = commands::ClassifyArgs { model, labels, top, json, embedding, threads, images };
+            commands::classify(&args, &mut out, &mut std::io::stderr())
+        }
+        Command::Info { model, threads } => commands::info(&model, threads, &mut out),
+        Command::Bench { model, threads, no_fold, iters, warmup, profile } => {
+            let args = commands::BenchArgs { model, threads, fold: !no_fold, iters, warmup, profile };
+            commands::bench(&args, &mut out)
+        }
+    };
+    let _ = out.flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The integration tests, in one binary (one link, one run).
+//!
+//! Numerical tests compare against golden files in `tests/data/golden/` that
+//! independent implementations produced (Pillow and transformers'
+//! `CLIPImageProcessor` for preprocessing, onnxruntime for embeddings);
+//! `tools/make_test_data.sh` regenerates them.
+
+mod util;
+
+mod bundle_errors;
+mod cli;
+mod encoder;
+mod fold;
+mod labels_emb;
+mod matcher;
+mod preprocess;

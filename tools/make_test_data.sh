@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Regenerate ALL committed test data under tests/data/ (deterministic for the pinned versions of
+# tools/requirements.txt): the sample images, the tiny test bundles (fp32 and int8, same random
+# weights, no text encoder), the unsupported-operator bundle and the golden files.
+#
+#   tools/make_test_data.sh           rewrite tests/data/{images,bundles,golden}
+#   tools/make_test_data.sh --check   regenerate into a temp dir and compare with tests/data
+#                                     (model cards, README.md, are not compared: they name paths)
+#
+# Input kept by hand: tests/data/labels.txt (the test bundles' labels).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+check=0
+if [[ "${1:-}" == "--check" ]]; then check=1; fi
+
+PY=$(tools/venv.sh)
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONHASHSEED=0 TOKENIZERS_PARALLELISM=false
+
+src=tests/data
+if (( check )); then
+    data=$(mktemp -d)
+    trap 'rm -rf "$data"' EXIT
+    cp "$src/labels.txt" "$data/labels.txt"
+else
+    data=$src
+fi
+
+"$PY" tools/make_test_images.py --out "$data/images"
+rm -rf "$data/bundles/tiny-fp32" "$data/bundles/tiny-int8" "$data/bundles/unsupported-op"
+for precision in fp32 int8; do
+    "$PY" tools/export_clip.py --random tiny --seed 0 --no-text --precision "$precision" \
+        --labels "$data/labels.txt" --out "$data/bundles/tiny-$precision"
+done
+"$PY" tools/make_unsupported_op_bundle.py --labels-from "$data/bundles/tiny-fp32" \
+    --out "$data/bundles/unsupported-op"
+rm -rf "$data/golden"
+"$PY" tools/make_golden.py --images "$data/images" --labels "$data/labels.txt" \
+    --bundles "$data/bundles/tiny-fp32" "$data/bundles/tiny-int8" --out "$data/golden"
+
+if (( check )); then
+    if diff -r -x README.md "$src/images" "$data/images" && diff -r -x README.md "$src/bundles" "$data/bundles" \
+        && diff -r "$src/golden" "$data/golden"; then
+        echo "make_test_data.sh --check: tests/data is up to date"
+    else
+        echo "make_test_data.sh --check: tests/data differs from what the tools make (see above)" >&2
+        exit 1
+    fi
+else
+    echo "tests/data regenerated:" >&2
+    (cd "$data" && find images bundles golden -type f | sort | xargs du -b | awk '{s+=$1; print} END {print s, "bytes in all"}') >&2
+fi
