@@ -45,6 +45,8 @@ pub struct ClassifyArgs {
     pub json: bool,
     pub embedding: bool,
     pub threads: usize,
+    /// Skip the constant folding (to check that it changes no output).
+    pub no_fold: bool,
     pub images: Vec<PathBuf>,
 }
 
@@ -73,7 +75,7 @@ pub fn classify(args: &ClassifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
     if args.top == 0 || args.top > MAX_TOP_K {
         bail!("--top {} is out of range: expected 1 to {MAX_TOP_K}", args.top);
     }
-    let options = EncoderOptions { threads: args.threads, ..Default::default() };
+    let options = EncoderOptions { threads: args.threads, fold_constants: !args.no_fold };
     let (bundle, encoder) = load_bundle_and_encoder(&args.model, &options)?;
     let labels = load_labels(&bundle, args.labels.as_deref())?;
     let matcher = Arc::new(Matcher::new(&labels, bundle.embedding_dim, bundle.logit_scale)?);

@@ -43,6 +43,9 @@ enum Command {
         /// Threads for matrix multiplication.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Skip folding the constant chains tract leaves unfolded (slower; for checking).
+        #[arg(long)]
+        no_fold: bool,
         /// Images to classify (PNG or JPEG).
         #[arg(required = true)]
         images: Vec<PathBuf>,
@@ -84,8 +87,8 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
-        Command::Classify { model, labels, top, json, embedding, threads, images } => {
-            let args = commands::ClassifyArgs { model, labels, top, json, embedding, threads, images };
+        Command::Classify { model, labels, top, json, embedding, threads, no_fold, images } => {
+            let args = commands::ClassifyArgs { model, labels, top, json, embedding, threads, no_fold, images };
             commands::classify(&args, &mut out, &mut std::io::stderr())
         }
         Command::Info { model, threads } => commands::info(&model, threads, &mut out),

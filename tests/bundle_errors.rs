@@ -85,7 +85,7 @@ fn missing_bundle_says_where_it_looked() {
 
 #[test]
 fn the_valid_bundles_load() {
-    for name in ["tiny-fp32", "tiny-int8"] {
+    for name in ["tiny-fp32", "tiny-int8", "tiny-qop"] {
         let bundle = Bundle::load(bundle_dir(name)).unwrap();
         ImageEncoder::load(&bundle, &EncoderOptions::default()).unwrap();
     }

@@ -10,7 +10,7 @@ fn edgeclip() -> Command {
 
 #[test]
 fn classify_json_embedding_matches_onnxruntime() {
-    for (bundle, min_cosine) in [("tiny-fp32", 0.999), ("tiny-int8", 0.995)] {
+    for (bundle, min_cosine) in [("tiny-fp32", 0.999), ("tiny-int8", 0.995), ("tiny-qop", 0.995)] {
         let stems = golden_images();
         let images: Vec<_> = stems.iter().map(|s| data_dir().join("images").join(format!("{s}.png"))).collect();
         let out = edgeclip()

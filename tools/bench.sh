@@ -33,6 +33,15 @@ for precision in fp32 int8; do
     done
 done
 
+# The folding must not change what the encoder computes: classify the sample
+# images with and without it and compare the embeddings.
+for precision in fp32 int8; do
+    for fold in "" --no-fold; do
+        "$bin" classify --json --embedding $fold --model "$bundles/vit-b-32-$precision" \
+            tests/data/images/*.png > "target/bench-embeddings-$precision${fold:+-nofold}.jsonl"
+    done
+done
+
 "$PY" - "$results" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -54,4 +63,10 @@ for p in ("fp32", "int8-dynamic"):
             name = f"edgeclip {p} {t}t {'folded' if fold else 'unfolded'}"
             print(f"{name:34} {r['median_ms']:10.1f} {r['p90_ms']:8.1f} {r['median_ms']/o['median_ms']:25.2f} {r['median_ms']/base:20.2f}")
         print(f"{'onnxruntime ' + p + ' ' + str(t) + 't':34} {o['median_ms']:10.1f} {o['p90_ms']:8.1f} {1.0:25.2f} {o['median_ms']/base:20.2f}")
+print()
+for p in ("fp32", "int8"):
+    a = [json.loads(l)["embedding"] for l in open(f"target/bench-embeddings-{p}.jsonl")]
+    b = [json.loads(l)["embedding"] for l in open(f"target/bench-embeddings-{p}-nofold.jsonl")]
+    diff = max(abs(x - y) for ea, eb in zip(a, b) for x, y in zip(ea, eb))
+    print(f"folding, {p}: max abs difference of the normalized embeddings over {len(a)} images: {diff:.3g}")
 PYEOF

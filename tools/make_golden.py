@@ -2,15 +2,18 @@
 """Write the golden files of tests/data/golden/ from the committed images and test bundles.
 
   tools/.venv/bin/python tools/make_golden.py [--images tests/data/images] \
-      [--bundles tests/data/bundles/tiny-fp32 tests/data/bundles/tiny-int8] [--out tests/data/golden]
+      [--bundles tests/data/bundles/tiny-fp32 tests/data/bundles/tiny-int8] \
+      [--embeds-only-bundles tests/data/bundles/tiny-qop] [--out tests/data/golden]
 
 For each PNG image <stem>:
   <stem>.pixel_values.f32               transformers' CLIPImageProcessor (its PIL backend, the
                                         pre-5.0 implementation) with the bundle's size/mean/std/filter:
                                         raw little-endian f32, shape [1,3,S,S]
-  <stem>.<bundle>.image_embeds.f32      onnxruntime's image_embeds of that tensor, raw LE f32 [1,D]
+  <stem>.<bundle>.image_embeds.f32      onnxruntime's image_embeds of that tensor, raw LE f32 [1,D],
+                                        for every bundle of --bundles and --embeds-only-bundles
 and:
-  scores.json     per image and bundle: cosine to each label of labels.emb, softmax(logit_scale * cos)
+  scores.json     per image and bundle of --bundles (not --embeds-only-bundles): cosine to each label
+                  of labels.emb, softmax(logit_scale * cos)
   tokens.json     OpenAI CLIP BPE token ids of the test labels' prompts and some tricky strings
   manifest.json   every file with shape, dtype, sha256; library versions; cross-checks; the command
 Cross-checks (printed and kept in manifest.json): the direct Pillow implementation of FORMAT.md and
@@ -58,7 +61,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", default=str(bl.REPO_ROOT / "tests/data/images"))
     ap.add_argument("--bundles", nargs="+", default=[str(bl.REPO_ROOT / "tests/data/bundles/tiny-fp32"),
-                                                     str(bl.REPO_ROOT / "tests/data/bundles/tiny-int8")])
+                                                     str(bl.REPO_ROOT / "tests/data/bundles/tiny-int8")],
+                    help="bundles that get golden image_embeds and label scores (scores.json)")
+    ap.add_argument("--embeds-only-bundles", nargs="*",
+                    default=[str(bl.REPO_ROOT / "tests/data/bundles/tiny-qop")],
+                    help="bundles that get golden image_embeds (listed in manifest.json) but no entry in "
+                         "scores.json")
     ap.add_argument("--labels", default=str(bl.REPO_ROOT / "tests/data/labels.txt"),
                     help="labels file whose prompts go into tokens.json")
     ap.add_argument("--out", default=str(bl.REPO_ROOT / "tests/data/golden"))
@@ -80,9 +88,12 @@ def main() -> int:
             old.unlink()
 
     bundles = {}
-    for b in args.bundles:
+    for b in args.bundles + args.embeds_only_bundles:
         d = Path(b)
+        if d.name in bundles:
+            raise SystemExit(f"bundle {d.name} is given twice")
         bundles[d.name] = (d, bl.load_manifest(d))
+    scored = {Path(b).name for b in args.bundles}
     pre_keys = ("size", "resize_shortest_edge", "resize_filter", "crop", "mean", "std")
     first = next(iter(bundles.values()))[1]["image"]
     pre = {k: first[k] for k in pre_keys}
@@ -104,7 +115,18 @@ def main() -> int:
         so.intra_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         sessions[name] = ort.InferenceSession(str(d / m["image"]["file"]), so, providers=["CPUExecutionProvider"])
-        refs[name] = onnx.reference.ReferenceEvaluator(str(d / m["image"]["file"]))
+        try:
+            refs[name] = (onnx.reference.ReferenceEvaluator(str(d / m["image"]["file"])), None)
+        except RuntimeError as e:
+            # onnx.reference only implements QuantizeLinear/DequantizeLinear from opset 19 on, so the
+            # opset-17 QOperator graph is evaluated after onnx's version converter lifts it to 19.
+            import onnx.version_converter
+
+            g = onnx.version_converter.convert_version(onnx.load(str(d / m["image"]["file"])), 19)
+            refs[name] = (onnx.reference.ReferenceEvaluator(g),
+                          "opset 17 graph converted to opset 19 by onnx.version_converter (onnx.reference "
+                          "has no opset-17 QuantizeLinear/DequantizeLinear)")
+            log(f"{name}: onnx.reference cannot load the graph as is ({e}); checking against opset 19")
 
     files, checks, scores = [], {"preprocess": {}, "onnx_reference_vs_onnxruntime": {}}, {}
 
@@ -147,7 +169,7 @@ def main() -> int:
         scores[stem] = {}
         for name, (d, m) in bundles.items():
             emb = sessions[name].run(None, {m["image"]["input"]: golden})[0].astype(np.float32)
-            ref = refs[name].run(None, {m["image"]["input"]: golden})[0]
+            ref = refs[name][0].run(None, {m["image"]["input"]: golden})[0]
             D = m["embedding_dim"]
             assert emb.shape == (1, D), emb.shape
             checks["onnx_reference_vs_onnxruntime"][f"{stem}.{name}"] = {
@@ -155,10 +177,14 @@ def main() -> int:
                 "cosine": float((ref.ravel().astype(np.float64) @ emb.ravel())
                                 / (np.linalg.norm(ref) * np.linalg.norm(emb))),
             }
+            if refs[name][1]:
+                checks["onnx_reference_vs_onnxruntime"][f"{stem}.{name}"]["reference_graph"] = refs[name][1]
             f = out / f"{stem}.{name}.image_embeds.f32"
             f32_file(f, emb)
             add(f, emb.shape, "f32le", f"onnxruntime image_embeds of {stem}.pixel_values.f32 through "
                 f"bundles/{name}/image.onnx (projected, not normalized)")
+            if name not in scored:
+                continue
             le = bl.LabelEmbeddings.from_bytes((d / m["labels"]["embeddings"]).read_bytes())
             v = emb[0].astype(np.float64)
             v /= np.linalg.norm(v)
@@ -208,7 +234,8 @@ def main() -> int:
         "command": "tools/make_test_data.sh (or: tools/.venv/bin/python tools/make_golden.py)",
         "preprocessing": pre,
         "bundles": {name: {"image_sha256": m["image"]["sha256"], "precision": m["image"]["precision"],
-                           "embedding_dim": m["embedding_dim"]} for name, (_, m) in bundles.items()},
+                           "embedding_dim": m["embedding_dim"], "in_scores_json": name in scored}
+                    for name, (_, m) in bundles.items()},
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "pillow": PIL.__version__,
                      "transformers": transformers.__version__, "onnx": onnx.__version__,
                      "onnxruntime": ort.__version__, "torch": torch.__version__,

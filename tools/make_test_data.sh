@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate ALL committed test data under tests/data/ (deterministic for the pinned versions of
-# tools/requirements.txt): the sample images, the tiny test bundles (fp32 and int8, same random
-# weights, no text encoder), the unsupported-operator bundle and the golden files.
+# tools/requirements.txt): the sample images, the tiny test bundles (fp32, int8 = int8-dynamic and
+# qop = int8-qoperator, same random weights, no text encoder), the unsupported-operator bundle and the
+# golden files.
 #
 #   tools/make_test_data.sh           rewrite tests/data/{images,bundles,golden}
 #   tools/make_test_data.sh --check   regenerate into a temp dir and compare with tests/data
@@ -27,16 +28,19 @@ else
 fi
 
 "$PY" tools/make_test_images.py --out "$data/images"
-rm -rf "$data/bundles/tiny-fp32" "$data/bundles/tiny-int8" "$data/bundles/unsupported-op"
-for precision in fp32 int8; do
-    "$PY" tools/export_clip.py --random tiny --seed 0 --no-text --precision "$precision" \
-        --labels "$data/labels.txt" --out "$data/bundles/tiny-$precision"
+rm -rf "$data/bundles/tiny-fp32" "$data/bundles/tiny-int8" "$data/bundles/tiny-qop" "$data/bundles/unsupported-op"
+# bundle name:precision. int8-qoperator calibrates (MinMax) on the committed sample images plus seeded
+# random tensors, so it is deterministic too.
+for spec in tiny-fp32:fp32 tiny-int8:int8 tiny-qop:int8-qoperator; do
+    "$PY" tools/export_clip.py --random tiny --seed 0 --no-text --precision "${spec#*:}" \
+        --labels "$data/labels.txt" --out "$data/bundles/${spec%%:*}"
 done
 "$PY" tools/make_unsupported_op_bundle.py --labels-from "$data/bundles/tiny-fp32" \
     --out "$data/bundles/unsupported-op"
 rm -rf "$data/golden"
 "$PY" tools/make_golden.py --images "$data/images" --labels "$data/labels.txt" \
-    --bundles "$data/bundles/tiny-fp32" "$data/bundles/tiny-int8" --out "$data/golden"
+    --bundles "$data/bundles/tiny-fp32" "$data/bundles/tiny-int8" \
+    --embeds-only-bundles "$data/bundles/tiny-qop" --out "$data/golden"
 
 if (( check )); then
     if diff -r -x README.md "$src/images" "$data/images" && diff -r -x README.md "$src/bundles" "$data/bundles" \
