@@ -26,37 +26,19 @@ pub const MANIFEST_NAME: &str = "model.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     #[error("no model bundle at '{}': {error}", path.display())]
-    NoManifest {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    NoManifest { path: PathBuf, error: std::io::Error },
     #[error("'{}': {message}", path.display())]
     Syntax { path: PathBuf, message: String },
     #[error("'{}': key '{key}': {message}", path.display())]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        message: String,
-    },
+    Invalid { path: PathBuf, key: String, message: String },
     #[error("'{}' (key '{key}' in '{}'): file is missing or unreadable: {error}", file.display(), manifest.display())]
-    MissingFile {
-        manifest: PathBuf,
-        key: String,
-        file: PathBuf,
-        error: std::io::Error,
-    },
+    MissingFile { manifest: PathBuf, key: String, file: PathBuf, error: std::io::Error },
     #[error(
         "'{}': sha256 is {actual} but '{}' (key '{key}') says {expected}; the file is corrupt or belongs to another bundle, copy it again or re-export the bundle",
         file.display(),
         manifest.display()
     )]
-    Checksum {
-        manifest: PathBuf,
-        key: String,
-        file: PathBuf,
-        expected: String,
-        actual: String,
-    },
+    Checksum { manifest: PathBuf, key: String, file: PathBuf, expected: String, actual: String },
 }
 
 /// Numeric precision of an encoder, as written in the manifest.
@@ -232,11 +214,7 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn invalid(&self, key: &str, message: impl Into<String>) -> BundleError {
-        BundleError::Invalid {
-            path: self.manifest.to_path_buf(),
-            key: key.to_string(),
-            message: message.into(),
-        }
+        BundleError::Invalid { path: self.manifest.to_path_buf(), key: key.to_string(), message: message.into() }
     }
 
     fn non_empty(&self, key: &str, value: String) -> Result<String, BundleError> {
@@ -249,18 +227,14 @@ impl Validator<'_> {
     fn sha256(&self, key: &str, value: &str) -> Result<String, BundleError> {
         let ok = value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit());
         if !ok {
-            return Err(self.invalid(
-                key,
-                format!("'{value}' is not a sha256: expected 64 hexadecimal digits"),
-            ));
+            return Err(self.invalid(key, format!("'{value}' is not a sha256: expected 64 hexadecimal digits")));
         }
         Ok(value.to_ascii_lowercase())
     }
 
     fn precision(&self, key: &str, value: &str) -> Result<Precision, BundleError> {
-        Precision::parse(value).ok_or_else(|| {
-            self.invalid(key, format!("unknown precision '{value}': expected {}", Precision::ACCEPTED))
-        })
+        Precision::parse(value)
+            .ok_or_else(|| self.invalid(key, format!("unknown precision '{value}': expected {}", Precision::ACCEPTED)))
     }
 
     fn positive(&self, key: &str, value: i64, max: i64) -> Result<u32, BundleError> {
@@ -272,10 +246,7 @@ impl Validator<'_> {
 
     fn triple(&self, key: &str, values: &[f64], positive: bool) -> Result<[f32; 3], BundleError> {
         if values.len() != 3 {
-            return Err(self.invalid(
-                key,
-                format!("has {} values: expected 3, one per RGB channel", values.len()),
-            ));
+            return Err(self.invalid(key, format!("has {} values: expected 3, one per RGB channel", values.len())));
         }
         for v in values {
             if !v.is_finite() || (positive && *v <= 0.0) {
@@ -290,13 +261,9 @@ impl Validator<'_> {
     /// that copying the directory copies the model.
     fn file(&self, dir: &Path, key: &str, value: &str) -> Result<PathBuf, BundleError> {
         let rel = Path::new(value);
-        let plain = !value.is_empty()
-            && rel.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        let plain = !value.is_empty() && rel.components().all(|c| matches!(c, std::path::Component::Normal(_)));
         if !plain {
-            return Err(self.invalid(
-                key,
-                format!("'{value}' must be a file name inside the bundle directory"),
-            ));
+            return Err(self.invalid(key, format!("'{value}' must be a file name inside the bundle directory")));
         }
         Ok(dir.join(rel))
     }
@@ -309,8 +276,8 @@ impl Bundle {
     pub fn load(dir: impl AsRef<Path>) -> Result<Bundle, BundleError> {
         let dir = dir.as_ref().to_path_buf();
         let manifest = dir.join(MANIFEST_NAME);
-        let text = fs::read_to_string(&manifest)
-            .map_err(|error| BundleError::NoManifest { path: manifest.clone(), error })?;
+        let text =
+            fs::read_to_string(&manifest).map_err(|error| BundleError::NoManifest { path: manifest.clone(), error })?;
         let bundle = Bundle::from_manifest_str(&dir, &manifest, &text)?;
         bundle.check_files()?;
         Ok(bundle)
@@ -318,10 +285,8 @@ impl Bundle {
 
     /// Parses and validates a manifest without touching the files it names.
     pub fn from_manifest_str(dir: &Path, manifest: &Path, text: &str) -> Result<Bundle, BundleError> {
-        let raw: RawManifest = toml::from_str(text).map_err(|e| BundleError::Syntax {
-            path: manifest.to_path_buf(),
-            message: toml_error_message(text, &e),
-        })?;
+        let raw: RawManifest = toml::from_str(text)
+            .map_err(|e| BundleError::Syntax { path: manifest.to_path_buf(), message: toml_error_message(text, &e) })?;
         let v = Validator { manifest };
 
         if raw.format != FORMAT_VERSION {
@@ -352,7 +317,8 @@ impl Bundle {
             precision: v.precision("image.precision", &img.precision)?,
         };
         let size = v.positive("image.size", img.size, MAX_INPUT_SIZE)?;
-        let resize_shortest_edge = v.positive("image.resize_shortest_edge", img.resize_shortest_edge, MAX_INPUT_SIZE)?;
+        let resize_shortest_edge =
+            v.positive("image.resize_shortest_edge", img.resize_shortest_edge, MAX_INPUT_SIZE)?;
         if resize_shortest_edge < size {
             return Err(v.invalid(
                 "image.resize_shortest_edge",
@@ -491,11 +457,8 @@ pub(crate) fn toml_error_message(text: &str, e: &toml::de::Error) -> String {
         let start = span.start.min(text.len());
         let line_no = text[..start].matches('\n').count() + 1;
         let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
-        where_ = if line.starts_with('[') {
-            format!("line {line_no} (in {line}): ")
-        } else {
-            format!("line {line_no}: ")
-        };
+        where_ =
+            if line.starts_with('[') { format!("line {line_no} (in {line}): ") } else { format!("line {line_no}: ") };
     }
     // Keep only the first line: the rest is a source excerpt that does not
     // fit a log line.

@@ -36,13 +36,7 @@ pub enum LabelsError {
         "{}:{line}: label '{label}' has no precomputed embedding in '{}'{why}; regenerate it with: tools/export_clip.py ... --labels {}",
         file.display(), embeddings.display(), file.display()
     )]
-    NotEmbedded {
-        file: PathBuf,
-        line: usize,
-        label: String,
-        embeddings: PathBuf,
-        why: String,
-    },
+    NotEmbedded { file: PathBuf, line: usize, label: String, embeddings: PathBuf, why: String },
 }
 
 /// One label as written in a labels file.
@@ -83,7 +77,10 @@ pub fn parse_labels(path: &Path, text: &str) -> Result<Vec<Label>, LabelsError> 
             Some((name, t)) => {
                 let t = t.trim();
                 let value: f32 = t.parse().ok().filter(|v: &f32| (0.0..=1.0).contains(v)).ok_or_else(|| {
-                    syntax(line_no, format!("threshold '@{t}' is not a number between 0 and 1, e.g. 'delivery van @0.45'"))
+                    syntax(
+                        line_no,
+                        format!("threshold '@{t}' is not a number between 0 and 1, e.g. 'delivery van @0.45'"),
+                    )
                 })?;
                 (name.trim(), Some(value))
             }
@@ -223,7 +220,12 @@ impl LabelEmbeddings {
     /// Picks, for every label of a labels file, the vector that was made from
     /// exactly its prompts. A label that is missing or whose prompts changed is
     /// an error naming its line.
-    pub fn select(&self, emb_path: &Path, labels_path: &Path, labels: &[Label]) -> Result<Vec<EmbeddedLabel>, LabelsError> {
+    pub fn select(
+        &self,
+        emb_path: &Path,
+        labels_path: &Path,
+        labels: &[Label],
+    ) -> Result<Vec<EmbeddedLabel>, LabelsError> {
         labels
             .iter()
             .map(|label| {
@@ -250,9 +252,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            format!("truncated: needed {n} bytes at offset {} of {}", self.pos, self.bytes.len())
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| format!("truncated: needed {n} bytes at offset {} of {}", self.pos, self.bytes.len()))?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)

@@ -99,7 +99,14 @@ fn labels_option_selects_and_refuses() {
     let one = dir.path().join("one.txt");
     std::fs::write(&one, format!("{first}\n")).unwrap();
     let image = data_dir().join("images").join(format!("{}.png", golden_images()[0]));
-    let out = edgeclip().args(["classify", "--json", "--model"]).arg(&bundle).arg("--labels").arg(&one).arg(&image).output().unwrap();
+    let out = edgeclip()
+        .args(["classify", "--json", "--model"])
+        .arg(&bundle)
+        .arg("--labels")
+        .arg(&one)
+        .arg(&image)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["top"].as_array().unwrap().len(), 1);
@@ -107,7 +114,14 @@ fn labels_option_selects_and_refuses() {
 
     let unknown = dir.path().join("unknown.txt");
     std::fs::write(&unknown, "# mine\na purple giraffe\n").unwrap();
-    let out = edgeclip().args(["classify", "--model"]).arg(&bundle).arg("--labels").arg(&unknown).arg(&image).output().unwrap();
+    let out = edgeclip()
+        .args(["classify", "--model"])
+        .arg(&bundle)
+        .arg("--labels")
+        .arg(&unknown)
+        .arg(&image)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown.txt:2: label 'a purple giraffe' has no precomputed embedding in"), "{stderr}");
@@ -118,7 +132,14 @@ fn info_describes_the_bundle() {
     let out = edgeclip().args(["info", "--model"]).arg(bundle_dir("tiny-int8")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    for want in ["precision   int8-dynamic", "MatMulInteger ", "kernels     ", "i32", "constant chains folded", "labels        "] {
+    for want in [
+        "precision   int8-dynamic",
+        "MatMulInteger ",
+        "kernels     ",
+        "i32",
+        "constant chains folded",
+        "labels        ",
+    ] {
         assert!(stdout.contains(want), "'{want}' missing from:\n{stdout}");
     }
 }

@@ -45,7 +45,9 @@ fn folding_and_threads_do_not_change_outputs() {
     for (name, _) in MIN_COSINE {
         let pixels = read_f32(&golden_dir().join(format!("{}.pixel_values.f32", golden_images()[0])));
         let reference = embed(&load(name, &EncoderOptions { threads: 1, fold_constants: false }), &pixels);
-        for options in [EncoderOptions { threads: 1, fold_constants: true }, EncoderOptions { threads: 2, fold_constants: true }] {
+        for options in
+            [EncoderOptions { threads: 1, fold_constants: true }, EncoderOptions { threads: 2, fold_constants: true }]
+        {
             let got = embed(&load(name, &options), &pixels);
             // Same kernels, same order of accumulation within a tile: equal
             // to the last bit is expected; allow float noise from a
@@ -71,7 +73,8 @@ fn a_session_runs_many_frames_with_one_input_tensor() {
             assert!(cosine(got, &want) >= 0.999, "round {round} {stem}");
             // tract has let go of the input tensor: refilling it copies
             // nothing and allocates nothing.
-            let allocations = crate::util::count_allocations(|| session.fill_input(|input| input.copy_from_slice(&pixels)));
+            let allocations =
+                crate::util::count_allocations(|| session.fill_input(|input| input.copy_from_slice(&pixels)));
             assert_eq!(allocations, 0, "round {round}: the input tensor was cloned");
         }
     }

@@ -4,7 +4,11 @@
 
 use edgeclip::encode::fold::fold_constant_chains;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::ops::{cast::cast, math, nn::{Reduce, Reducer}};
+use tract_onnx::tract_core::ops::{
+    cast::cast,
+    math,
+    nn::{Reduce, Reducer},
+};
 
 /// x [1, 1024] i32 + Sum_k(Cast<i32>(W [1100, 1024] i8)). The i32 cast is
 /// 4.3 MiB, over tract's 4 MiB folding budget.
@@ -42,7 +46,7 @@ fn folds_the_reduce_that_tract_leaves_and_keeps_outputs() {
     assert!(!has_reduce(&folded), "a Reduce is still in the plan:\n{folded}");
     assert!(!folded.nodes().iter().any(|n| n.name == "cast"), "the dead cast was not removed");
 
-    let x = Tensor::from_shape(&[1, 1024], &(0..1024).map(|i| i as i32 - 512).collect::<Vec<_>>()).unwrap();
+    let x = Tensor::from_shape(&[1, 1024], &(0..1024i32).map(|i| i - 512).collect::<Vec<_>>()).unwrap();
     assert_eq!(run(optimized, &x), run(folded, &x));
 }
 

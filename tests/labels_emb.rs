@@ -9,7 +9,11 @@ fn sample() -> LabelEmbeddings {
         dim: 3,
         text_encoder_sha256: [7u8; 32],
         labels: vec![
-            EmbeddedLabel { name: "cat".into(), prompts: vec!["a photo of a cat".into(), "a cat".into()], vector: vec![1.0, 0.0, 0.0] },
+            EmbeddedLabel {
+                name: "cat".into(),
+                prompts: vec!["a photo of a cat".into(), "a cat".into()],
+                vector: vec![1.0, 0.0, 0.0],
+            },
             EmbeddedLabel { name: "café ☕".into(), prompts: vec!["café ☕".into()], vector: vec![0.0, 0.6, 0.8] },
         ],
     }
@@ -86,7 +90,10 @@ fn select_refuses_missing_and_changed_prompts() {
 
     let changed = parse_labels(Path::new("l.txt"), "cat: a cat\n").unwrap();
     let e = emb.select(Path::new("x.emb"), Path::new("l.txt"), &changed).unwrap_err().to_string();
-    assert!(e.starts_with("l.txt:1: label 'cat' has no precomputed embedding in 'x.emb' for its current prompts;"), "{e}");
+    assert!(
+        e.starts_with("l.txt:1: label 'cat' has no precomputed embedding in 'x.emb' for its current prompts;"),
+        "{e}"
+    );
 
     let missing = parse_labels(Path::new("l.txt"), "# x\ndog\n").unwrap();
     let e = emb.select(Path::new("x.emb"), Path::new("l.txt"), &missing).unwrap_err().to_string();

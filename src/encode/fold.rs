@@ -96,7 +96,11 @@ fn constant_ancestry(model: &TypedModel, id: usize, depth: usize) -> bool {
 
 /// Evaluates a node out of plan from its constant ancestry. `None` when an op
 /// on the way cannot be evaluated outside a plan (stateful ops).
-fn evaluate(model: &TypedModel, id: usize, memo: &mut HashMap<usize, TVec<TValue>>) -> TractResult<Option<TVec<TValue>>> {
+fn evaluate(
+    model: &TypedModel,
+    id: usize,
+    memo: &mut HashMap<usize, TVec<TValue>>,
+) -> TractResult<Option<TVec<TValue>>> {
     if let Some(v) = memo.get(&id) {
         return Ok(Some(v.clone()));
     }

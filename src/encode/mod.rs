@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
-use tract_onnx::tract_hir::internal::{tvec, DimLike};
 use tract_onnx::tract_core::plan::SimpleState;
+use tract_onnx::tract_hir::internal::{tvec, DimLike};
 
 use crate::bundle::{Bundle, EncoderSpec};
 
@@ -161,7 +161,8 @@ impl ImageEncoder {
 
     /// A per-thread session holding the input tensor and tract's state.
     pub fn session(self: &Arc<Self>) -> Result<EncoderSession, EncodeError> {
-        let input = Tensor::zero::<f32>(&[1, 3, self.size, self.size]).map_err(|e| EncodeError::Run(format!("{e:#}")))?;
+        let input =
+            Tensor::zero::<f32>(&[1, 3, self.size, self.size]).map_err(|e| EncodeError::Run(format!("{e:#}")))?;
         let state = SimpleState::new(&self.plan).map_err(|e| EncodeError::Run(format!("{e:#}")))?;
         Ok(EncoderSession { encoder: self.clone(), state, input: Arc::new(input), embedding: vec![0.0; self.dim] })
     }
@@ -261,7 +262,8 @@ pub(crate) fn load_plan(
     }
 
     let mut optimized = typed.into_optimized().map_err(tract_err)?;
-    let folded_nodes = if options.fold_constants { fold::fold_constant_chains(&mut optimized).map_err(tract_err)? } else { 0 };
+    let folded_nodes =
+        if options.fold_constants { fold::fold_constant_chains(&mut optimized).map_err(tract_err)? } else { 0 };
 
     let mut kernels = BTreeMap::new();
     for node in optimized.nodes() {
@@ -274,6 +276,15 @@ pub(crate) fn load_plan(
     let plan_nodes = optimized.nodes().len();
     let plan = optimized.into_runnable().map_err(tract_err)?;
     let report = EncoderReport { onnx_ops, kernels, folded_nodes, plan_nodes, load_time: started.elapsed() };
+    tracing::info!(
+        encoder = %path.display(),
+        precision = %spec.precision,
+        plan_nodes,
+        folded_nodes,
+        kernels = ?report.kernels,
+        load_ms = report.load_time.as_millis() as u64,
+        "encoder loaded"
+    );
     Ok((plan, report))
 }
 
@@ -308,9 +319,8 @@ impl EncoderSession {
         let state = &mut self.state;
         let outputs = tract_linalg::multithread::multithread_tract_scope(executor, || state.run(tvec![input]))
             .map_err(|e| EncodeError::Run(format!("{e:#}")))?;
-        let out = outputs[0]
-            .as_plain_ram()
-            .ok_or_else(|| EncodeError::Run("encoder output is not a plain tensor".into()))?;
+        let out =
+            outputs[0].as_plain_ram().ok_or_else(|| EncodeError::Run("encoder output is not a plain tensor".into()))?;
         let values = out.as_slice::<f32>().map_err(|e| EncodeError::Run(format!("{e:#}")))?;
         if values.len() != self.embedding.len() {
             return Err(EncodeError::Run(format!(
@@ -342,7 +352,7 @@ impl EncoderSession {
         })
         .map_err(|e| EncodeError::Run(format!("{e:#}")))?;
         let mut rows: Vec<(String, Duration, usize)> = per_op.into_iter().map(|(k, (d, n))| (k, d, n)).collect();
-        rows.sort_by(|a, b| b.1.cmp(&a.1));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
         Ok(rows)
     }
 
