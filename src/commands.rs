@@ -240,9 +240,8 @@ fn summarize(mut samples: Vec<f64>) -> (f64, f64, f64) {
     (at(0.5), at(0.9), samples[0])
 }
 
-/// A deterministic 640×480 test frame: gradients and a checkerboard, so the
-/// resize does real work (a flat frame would be no different in time, but a
-/// fixed pattern keeps runs comparable).
+/// A deterministic RGB8 test frame of any size: gradients and a checkerboard,
+/// the same in every run so that timings stay comparable.
 pub fn synthetic_frame(width: u32, height: u32) -> Vec<u8> {
     let mut data = Vec::with_capacity(width as usize * height as usize * 3);
     for y in 0..height {
