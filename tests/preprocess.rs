@@ -41,6 +41,8 @@ fn resize_and_crop_geometry_follows_transformers() {
     assert_eq!(resized_size(333, 517, 224), (224, 347));
     assert_eq!(resized_size(150, 100, 224), (336, 224));
     assert_eq!(resized_size(224, 224, 224), (224, 224));
+    // Saturates instead of wrapping around.
+    assert_eq!(resized_size(1, u32::MAX, 224), (224, u32::MAX));
     assert_eq!(crop_origin((298, 224), 224), (37, 0));
     assert_eq!(crop_origin((224, 347), 224), (0, 61));
 }

@@ -59,12 +59,13 @@ impl<'a> RgbFrame<'a> {
 /// `get_resize_output_image_size` computes it: the long edge is
 /// `int(shortest * long / short)`, truncated.
 pub fn resized_size(width: u32, height: u32, shortest: u32) -> (u32, u32) {
+    // In u64 and saturated, so that an absurd frame size cannot wrap around
+    // into a plausible one (the caller rejects the result as too elongated).
+    let long_edge = |long: u32, short: u32| (shortest as u64 * long as u64 / short as u64).min(u32::MAX as u64) as u32;
     if width <= height {
-        let long = (shortest as u64 * height as u64 / width as u64) as u32;
-        (shortest, long)
+        (shortest, long_edge(height, width))
     } else {
-        let long = (shortest as u64 * width as u64 / height as u64) as u32;
-        (long, shortest)
+        (long_edge(width, height), shortest)
     }
 }
 
