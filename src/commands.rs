@@ -1,4 +1,4 @@
-//! The one-shot subcommands: `classify`, `info` and `bench`.
+//! The one-shot subcommands: `classify`, `eval`, `info` and `bench`.
 //!
 //! Each takes its parsed arguments and a writer for its output, so that the
 //! binary stays a thin argument parser and tests can run the same code.
@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::bundle::Bundle;
 use crate::classify::{load_labels, Classifier};
 use crate::encode::{onnx_op_counts, EncoderOptions, EncoderReport, ImageEncoder};
+use crate::evaluate;
 use crate::matcher::{Matcher, MAX_TOP_K};
 use crate::preprocess::{Preprocessor, RgbFrame};
 
@@ -126,6 +127,71 @@ pub fn classify(args: &ClassifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
     }
     if failures > 0 {
         bail!("{failures} of {} images could not be classified", args.images.len());
+    }
+    Ok(())
+}
+
+pub struct EvalArgs {
+    pub model: PathBuf,
+    pub labels: Option<PathBuf>,
+    pub data: PathBuf,
+    pub json: bool,
+    pub threads: usize,
+}
+
+/// `edgeclip eval`: zero-shot top-1 accuracy on a labelled image folder
+/// (see [`crate::evaluate`]). Unreadable images are reported on stderr and
+/// make the run fail after the report.
+pub fn eval(args: &EvalArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
+    let options = EncoderOptions { threads: args.threads, ..Default::default() };
+    let (bundle, encoder) = load_bundle_and_encoder(&args.model, &options)?;
+    let labels = load_labels(&bundle, args.labels.as_deref())?;
+    let matcher = Arc::new(Matcher::new(&labels, bundle.embedding_dim, bundle.logit_scale)?);
+    let samples = evaluate::discover(&args.data, matcher.names())?;
+    let mut classifier = Classifier::new(&bundle, &encoder, matcher.clone())?;
+    let mut tally = evaluate::Tally::new(matcher.names());
+    for sample in &samples {
+        let predicted = read_rgb(&sample.path).and_then(|(w, h, data)| {
+            let scores = classifier.classify(RgbFrame::new(w, h, &data)?, 1)?;
+            Ok(scores.top[0].label)
+        });
+        match predicted {
+            Ok(p) => tally.add(sample.label, p),
+            Err(e) => {
+                tally.failed += 1;
+                writeln!(err, "error: {e:#}")?;
+            }
+        }
+    }
+    let report = tally.report();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
+        writeln!(
+            out,
+            "{} images in {} labels: top-1 {:.1}% ({}/{}), model {}",
+            report.images,
+            report.per_label.len(),
+            report.top1 * 100.0,
+            report.correct,
+            report.images,
+            bundle.name
+        )?;
+        let width = report.per_label.iter().map(|l| l.label.chars().count()).max().unwrap_or(5).max(5);
+        writeln!(out, "  {:<width$}  {:>6}  {:>6}", "label", "images", "top-1")?;
+        for l in &report.per_label {
+            writeln!(out, "  {:<width$}  {:>6}  {:>5.1}%", l.label, l.images, l.accuracy * 100.0)?;
+        }
+        if !report.confusions.is_empty() {
+            // The ten largest cells: enough to see a pattern on one screen.
+            writeln!(out, "most frequent mistakes (truth -> predicted):")?;
+            for c in report.confusions.iter().take(10) {
+                writeln!(out, "  {} -> {}: {}", c.truth, c.predicted, c.images)?;
+            }
+        }
+    }
+    if report.failed > 0 {
+        bail!("{} of {} images could not be read", report.failed, samples.len());
     }
     Ok(())
 }

@@ -5,13 +5,14 @@
 //! [`bundle`] (the model on disk) → [`preprocess`] (frame to tensor) →
 //! [`encode`] (tensor to embedding, with tract) → [`matcher`] (embedding to
 //! label scores). [`labels`] reads what the camera looks for, [`classify`]
-//! strings the stages together for one frame, and [`commands`] holds the
-//! one-shot subcommands.
+//! strings the stages together for one frame, [`evaluate`] measures accuracy
+//! on labelled images, and [`commands`] holds the one-shot subcommands.
 
 pub mod bundle;
 pub mod classify;
 pub mod commands;
 pub mod encode;
+pub mod evaluate;
 pub mod labels;
 pub mod matcher;
 pub mod preprocess;

@@ -50,6 +50,22 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
+    /// Zero-shot top-1 accuracy on a labelled folder (DATA/<label>/<image>.png).
+    Eval {
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+        /// Labels file or .emb file; default: the bundle's own labels.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// The labelled folder: one sub-folder per label, named as the label.
+        #[arg(long)]
+        data: PathBuf,
+        /// The report as one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
     /// Describe a model bundle and how tract runs it on this CPU.
     Info {
         #[arg(long, default_value = DEFAULT_MODEL)]
@@ -88,6 +104,10 @@ fn main() -> ExitCode {
         Command::Classify { model, labels, top, json, embedding, threads, no_fold, images } => {
             let args = commands::ClassifyArgs { model, labels, top, json, embedding, threads, no_fold, images };
             commands::classify(&args, &mut out, &mut std::io::stderr())
+        }
+        Command::Eval { model, labels, data, json, threads } => {
+            let args = commands::EvalArgs { model, labels, data, json, threads };
+            commands::eval(&args, &mut out, &mut std::io::stderr())
         }
         Command::Info { model, threads } => commands::info(&model, threads, &mut out),
         Command::Bench { model, threads, no_fold, iters, warmup, profile } => {

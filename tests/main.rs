@@ -10,6 +10,7 @@ mod util;
 mod bundle_errors;
 mod cli;
 mod encoder;
+mod eval;
 mod fold;
 mod labels_emb;
 mod matcher;
