@@ -319,20 +319,39 @@ def caption(rng, placed, bg_kind, grey_name):
     return f"a photo of {body}"
 
 
-def render_scene(seed, idx, difficulty=1.0, allow_held_out=False):
-    """-> (PIL RGB 224x224, caption str, key str).  key = canonical content (same key = same meaning)."""
+def render_scene(seed, idx, difficulty=1.0, allow_held_out=False, force=None):
+    """-> (PIL RGB 224x224, caption str, key str).  key = canonical content (same key = same meaning).
+
+    force=(colour, shape): the scene holds exactly that one shape (used by the trainer's
+    "shape-hard" batch groups: several scenes of one colour with different shapes)."""
     rng = rng_for(seed, idx)
     # backgrounds get harder with difficulty: clutter/texture only later
     w = np.array([1.0, 1.0, 1.0, 0.2 + 0.8 * difficulty, 0.1 + 0.9 * difficulty])
     bg_kind = BG_KINDS[rng.choice(5, p=w / w.sum())]
     arr, grey_name = render_background(rng, bg_kind)
-    objs = sample_objects(rng, difficulty, allow_held_out)
+    if force is not None:
+        objs = sample_objects(rng, difficulty, allow_held_out, n=1)
+        objs = [(force[0], force[1], objs[0][2], objs[0][3])]
+    else:
+        objs = sample_objects(rng, difficulty, allow_held_out)
     placed = _place(rng, objs)
     img = draw_objects(rng, arr, placed)
     img = augment(rng, img, difficulty)
     cap = caption(rng, placed, bg_kind, grey_name)
     key = "|".join(sorted(f"{c} {s}" for c, s, *_ in placed)) or "empty"
     return img, cap, key
+
+
+def hard_group(seed, batch, group, size=8):
+    """(colour, [shape]*size) for a shape-hard group: one colour, `size` different shapes (as far as
+    the held-out list allows), so that colour alone cannot tell the group's captions apart."""
+    rng = rng_for(seed, batch, 100 + group)
+    c = COLOURS_ORDER[rng.integers(len(COLOURS_ORDER))]
+    shapes = [s for s in SHAPES if (c, s) not in HELD_OUT]
+    order = list(rng.permutation(shapes))
+    while len(order) < size:
+        order += list(rng.permutation(shapes))
+    return c, [str(s) for s in order[:size]]
 
 
 def render_labelled(seed, idx, colour, shape, difficulty=0.6):
@@ -355,6 +374,11 @@ def eval_items(seed, per_label, labels=None):
             k += 1
 
 
+def prompt(colour, shape):
+    """The zero-shot prompt of a colour x shape label, phrased as the training captions are."""
+    return f"{_article(colour)} {colour} {shape}"
+
+
 def write_eval_set(out: Path, seed: int, per_label: int, labels=None):
     labels = labels or EVAL_LABELS
     out.mkdir(parents=True, exist_ok=True)
@@ -364,8 +388,8 @@ def write_eval_set(out: Path, seed: int, per_label: int, labels=None):
         name = f"{c}-{s}"
         (out / name).mkdir(exist_ok=True)
         man["labels"].append({"name": name, "colour": c, "shape": s, "held_out": (c, s) in HELD_OUT,
-                              "prompt": f"a {c} {s}"})
-        lines.append(f"{name}: a {c} {s}")
+                              "prompt": prompt(c, s)})
+        lines.append(f"{name}: {prompt(c, s)}")
     for k, c, s, j in eval_items(seed, per_label, labels):
         img = render_labelled(seed, k, c, s)
         f = f"{c}-{s}/{j:04d}.png"
