@@ -39,6 +39,28 @@ fn load_bundle_and_encoder(model: &Path, options: &EncoderOptions) -> anyhow::Re
     Ok((bundle, Arc::new(encoder)))
 }
 
+/// Everything `classify` and `eval` need: the bundle, its encoder, the labels
+/// chosen by `labels` (see [`load_labels`]) and a classifier over them.
+fn load_classifier(
+    model: &Path,
+    labels: Option<&Path>,
+    options: &EncoderOptions,
+) -> anyhow::Result<(Bundle, Arc<Matcher>, Classifier)> {
+    let (bundle, encoder) = load_bundle_and_encoder(model, options)?;
+    let labels = load_labels(&bundle, labels)?;
+    let matcher = Arc::new(Matcher::new(&labels, bundle.embedding_dim, bundle.logit_scale)?);
+    let classifier = Classifier::new(&bundle, &encoder, matcher.clone())?;
+    Ok((bundle, matcher, classifier))
+}
+
+/// Reads one image file and classifies it; returns its size. The scores are
+/// in `classifier.scores()`.
+fn classify_file(classifier: &mut Classifier, path: &Path, top_k: usize) -> anyhow::Result<(u32, u32)> {
+    let (w, h, data) = read_rgb(path)?;
+    classifier.classify(RgbFrame::new(w, h, &data)?, top_k)?;
+    Ok((w, h))
+}
+
 pub struct ClassifyArgs {
     pub model: PathBuf,
     pub labels: Option<PathBuf>,
@@ -77,20 +99,12 @@ pub fn classify(args: &ClassifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
         bail!("--top {} is out of range: expected 1 to {MAX_TOP_K}", args.top);
     }
     let options = EncoderOptions { threads: args.threads, fold_constants: !args.no_fold };
-    let (bundle, encoder) = load_bundle_and_encoder(&args.model, &options)?;
-    let labels = load_labels(&bundle, args.labels.as_deref())?;
-    let matcher = Arc::new(Matcher::new(&labels, bundle.embedding_dim, bundle.logit_scale)?);
-    let mut classifier = Classifier::new(&bundle, &encoder, matcher.clone())?;
+    let (bundle, matcher, mut classifier) = load_classifier(&args.model, args.labels.as_deref(), &options)?;
 
     let mut failures = 0;
     for path in &args.images {
         let started = Instant::now();
-        let result = read_rgb(path).and_then(|(w, h, data)| {
-            let frame = RgbFrame::new(w, h, &data)?;
-            classifier.classify(frame, args.top)?;
-            Ok((w, h))
-        });
-        let (width, height) = match result {
+        let (width, height) = match classify_file(&mut classifier, path, args.top) {
             Ok(wh) => wh,
             Err(e) => {
                 failures += 1;
@@ -144,19 +158,12 @@ pub struct EvalArgs {
 /// make the run fail after the report.
 pub fn eval(args: &EvalArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
     let options = EncoderOptions { threads: args.threads, ..Default::default() };
-    let (bundle, encoder) = load_bundle_and_encoder(&args.model, &options)?;
-    let labels = load_labels(&bundle, args.labels.as_deref())?;
-    let matcher = Arc::new(Matcher::new(&labels, bundle.embedding_dim, bundle.logit_scale)?);
+    let (bundle, matcher, mut classifier) = load_classifier(&args.model, args.labels.as_deref(), &options)?;
     let samples = evaluate::discover(&args.data, matcher.names())?;
-    let mut classifier = Classifier::new(&bundle, &encoder, matcher.clone())?;
     let mut tally = evaluate::Tally::new(matcher.names());
     for sample in &samples {
-        let predicted = read_rgb(&sample.path).and_then(|(w, h, data)| {
-            let scores = classifier.classify(RgbFrame::new(w, h, &data)?, 1)?;
-            Ok(scores.top[0].label)
-        });
-        match predicted {
-            Ok(p) => tally.add(sample.label, p),
+        match classify_file(&mut classifier, &sample.path, 1) {
+            Ok(_) => tally.add(sample.label, classifier.scores().top[0].label),
             Err(e) => {
                 tally.failed += 1;
                 writeln!(err, "error: {e:#}")?;
@@ -300,6 +307,24 @@ pub struct BenchResult {
     pub min_ms: f64,
 }
 
+/// Runs `f` `warmup` times untimed, then `iters` times timed; returns the
+/// (median, p90, min) in milliseconds.
+fn time_runs(
+    warmup: usize,
+    iters: usize,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let mut samples = Vec::with_capacity(iters);
+    for i in 0..warmup + iters {
+        let t = Instant::now();
+        f()?;
+        if i >= warmup {
+            samples.push(ms(t.elapsed()));
+        }
+    }
+    Ok(summarize(samples))
+}
+
 fn summarize(mut samples: Vec<f64>) -> (f64, f64, f64) {
     samples.sort_by(|a, b| a.total_cmp(b));
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
@@ -336,17 +361,9 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let frame = RgbFrame::new(640, 480, &frame_data)?;
     let mut pre = Preprocessor::new(&bundle.image);
     let mut tensor = vec![0f32; pre.output_len()];
-    let mut samples = Vec::with_capacity(args.iters);
     // Preprocessing is ~1000× cheaper than the encoder: time it 10× as often
     // for a stable median at no real cost.
-    for i in 0..args.warmup + args.iters * 10 {
-        let t = Instant::now();
-        pre.run(frame, &mut tensor)?;
-        if i >= args.warmup {
-            samples.push(ms(t.elapsed()));
-        }
-    }
-    let (median_ms, p90_ms, min_ms) = summarize(samples);
+    let (median_ms, p90_ms, min_ms) = time_runs(args.warmup, args.iters * 10, || Ok(pre.run(frame, &mut tensor)?))?;
     let result = BenchResult {
         runtime: "edgeclip",
         stage: "preprocess-640x480",
@@ -363,15 +380,10 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 
     let mut session = encoder.session()?;
     session.fill_input(|input| pre.run(frame, input))?;
-    let mut samples = Vec::with_capacity(args.iters);
-    for i in 0..args.warmup + args.iters {
-        let t = Instant::now();
+    let (median_ms, p90_ms, min_ms) = time_runs(args.warmup, args.iters, || {
         session.run()?;
-        if i >= args.warmup {
-            samples.push(ms(t.elapsed()));
-        }
-    }
-    let (median_ms, p90_ms, min_ms) = summarize(samples);
+        Ok(())
+    })?;
     let result = BenchResult {
         runtime: "edgeclip",
         stage: "image-encoder",

@@ -66,15 +66,8 @@ fn predicted(bundle: &Path, image: &Path) -> String {
 #[test]
 fn eval_counts_what_classify_predicts() {
     let bundle = bundle_dir("tiny-int8");
-    let labels: Vec<String> = std::fs::read_to_string(bundle.join("labels.txt"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let head = l.split(':').next().unwrap();
-            head.split('@').next().unwrap().trim().trim_start_matches('!').trim().to_string()
-        })
-        .collect();
+    let labels: Vec<String> =
+        edgeclip::labels::read_labels(&bundle.join("labels.txt")).unwrap().into_iter().map(|l| l.name).collect();
     let images: Vec<_> = std::fs::read_dir(data_dir().join("images"))
         .unwrap()
         .map(|e| e.unwrap().path())
