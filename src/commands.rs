@@ -61,6 +61,23 @@ fn classify_file(classifier: &mut Classifier, path: &Path, top_k: usize) -> anyh
     Ok((w, h))
 }
 
+/// Decodes one JPEG frame of an MJPEG stream and classifies it.
+fn classify_jpeg(classifier: &mut Classifier, jpeg: &[u8], top_k: usize) -> anyhow::Result<(u32, u32)> {
+    let img = image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg)?.into_rgb8();
+    let (w, h) = img.dimensions();
+    classifier.classify(RgbFrame::new(w, h, img.as_raw())?, top_k)?;
+    Ok((w, h))
+}
+
+/// File endings `classify` reads as Motion-JPEG streams (one result per frame).
+const MJPEG_EXTENSIONS: &[&str] = &["mjpeg", "mjpg"];
+
+fn is_mjpeg(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| MJPEG_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
 pub struct ClassifyArgs {
     pub model: PathBuf,
     pub labels: Option<PathBuf>,
@@ -70,6 +87,8 @@ pub struct ClassifyArgs {
     pub threads: usize,
     /// Skip the constant folding (to check that it changes no output).
     pub no_fold: bool,
+    /// Of an MJPEG stream, classify frames 0, N, 2N, ...
+    pub every: usize,
     pub images: Vec<PathBuf>,
 }
 
@@ -101,48 +120,98 @@ pub fn classify(args: &ClassifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let options = EncoderOptions { threads: args.threads, fold_constants: !args.no_fold };
     let (bundle, matcher, mut classifier) = load_classifier(&args.model, args.labels.as_deref(), &options)?;
 
+    if args.every == 0 {
+        bail!("--every 0 is out of range: expected 1 (every frame) or more");
+    }
+
     let mut failures = 0;
+    let mut inputs = 0;
     for path in &args.images {
-        let started = Instant::now();
-        let (width, height) = match classify_file(&mut classifier, path, args.top) {
-            Ok(wh) => wh,
+        if !is_mjpeg(path) {
+            inputs += 1;
+            let started = Instant::now();
+            let result = classify_file(&mut classifier, path, args.top);
+            let name = path.display().to_string();
+            failures += report_one(args, &bundle, &matcher, &classifier, &name, started, result, out, err)? as usize;
+            continue;
+        }
+        let stream = match std::fs::read(path) {
+            Ok(bytes) => bytes,
             Err(e) => {
+                inputs += 1;
                 failures += 1;
-                writeln!(err, "error: {e:#}")?;
+                writeln!(err, "error: cannot read MJPEG stream '{}': {e}", path.display())?;
                 continue;
             }
         };
-        let scores = classifier.scores();
-        let names = matcher.names();
-        if args.json {
-            let line = JsonResult {
-                image: path.display().to_string(),
-                width,
-                height,
-                model: &bundle.name,
-                top: scores
-                    .top
-                    .iter()
-                    .map(|s| JsonScore { label: &names[s.label], probability: s.probability, cosine: s.cosine })
-                    .collect(),
-                embedding: args.embedding.then(|| classifier.embedding()),
-            };
-            writeln!(out, "{}", serde_json::to_string(&line)?)?;
-        } else {
-            writeln!(out, "{} ({width}x{height}, {:.1} ms)", path.display(), ms(started.elapsed()))?;
-            for s in &scores.top {
-                writeln!(out, "  {:>6.1}%  cos {:+.3}  {}", s.probability * 100.0, s.cosine, names[s.label])?;
+        for (index, frame) in crate::mjpeg::MjpegFrames::new(&stream).enumerate() {
+            if index % args.every != 0 {
+                continue;
             }
-            if args.embedding {
-                let e: Vec<String> = classifier.embedding().iter().map(|v| format!("{v:.6}")).collect();
-                writeln!(out, "  embedding [{}]", e.join(", "))?;
-            }
+            inputs += 1;
+            let started = Instant::now();
+            let name = format!("{}#{index}", path.display());
+            let result = frame
+                .map_err(anyhow::Error::from)
+                .and_then(|f| classify_jpeg(&mut classifier, f.jpeg, args.top))
+                .with_context(|| format!("frame {index} of '{}'", path.display()));
+            failures += report_one(args, &bundle, &matcher, &classifier, &name, started, result, out, err)? as usize;
         }
     }
     if failures > 0 {
-        bail!("{failures} of {} images could not be classified", args.images.len());
+        bail!("{failures} of {inputs} images could not be classified");
     }
     Ok(())
+}
+
+/// Prints the result of one image (or frame) as text or a JSON line; an error
+/// goes to `err`. Returns whether it failed.
+#[allow(clippy::too_many_arguments)]
+fn report_one(
+    args: &ClassifyArgs,
+    bundle: &Bundle,
+    matcher: &Matcher,
+    classifier: &Classifier,
+    name: &str,
+    started: Instant,
+    result: anyhow::Result<(u32, u32)>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<bool> {
+    let (width, height) = match result {
+        Ok(wh) => wh,
+        Err(e) => {
+            writeln!(err, "error: {e:#}")?;
+            return Ok(true);
+        }
+    };
+    let scores = classifier.scores();
+    let names = matcher.names();
+    if args.json {
+        let line = JsonResult {
+            image: name.to_string(),
+            width,
+            height,
+            model: &bundle.name,
+            top: scores
+                .top
+                .iter()
+                .map(|s| JsonScore { label: &names[s.label], probability: s.probability, cosine: s.cosine })
+                .collect(),
+            embedding: args.embedding.then(|| classifier.embedding()),
+        };
+        writeln!(out, "{}", serde_json::to_string(&line)?)?;
+    } else {
+        writeln!(out, "{name} ({width}x{height}, {:.1} ms)", ms(started.elapsed()))?;
+        for s in &scores.top {
+            writeln!(out, "  {:>6.1}%  cos {:+.3}  {}", s.probability * 100.0, s.cosine, names[s.label])?;
+        }
+        if args.embedding {
+            let e: Vec<String> = classifier.embedding().iter().map(|v| format!("{v:.6}")).collect();
+            writeln!(out, "  embedding [{}]", e.join(", "))?;
+        }
+    }
+    Ok(false)
 }
 
 pub struct EvalArgs {
@@ -158,7 +227,11 @@ pub struct EvalArgs {
 /// make the run fail after the report.
 pub fn eval(args: &EvalArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
     let options = EncoderOptions { threads: args.threads, ..Default::default() };
-    let (bundle, matcher, mut classifier) = load_classifier(&args.model, args.labels.as_deref(), &options)?;
+    // The data set's own labels file (as tools/demo_model/render.py writes it)
+    // names exactly its classes; the bundle's may hold others.
+    let data_labels = args.data.join("labels.txt");
+    let labels = args.labels.as_deref().or_else(|| data_labels.is_file().then_some(data_labels.as_path()));
+    let (bundle, matcher, mut classifier) = load_classifier(&args.model, labels, &options)?;
     let samples = evaluate::discover(&args.data, matcher.names())?;
     let mut tally = evaluate::Tally::new(matcher.names());
     for sample in &samples {

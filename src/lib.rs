@@ -6,7 +6,8 @@
 //! [`encode`] (tensor to embedding, with tract) → [`matcher`] (embedding to
 //! label scores). [`labels`] reads what the camera looks for, [`classify`]
 //! strings the stages together for one frame, [`evaluate`] measures accuracy
-//! on labelled images, and [`commands`] holds the one-shot subcommands.
+//! on labelled images, [`mjpeg`] splits Motion-JPEG streams into frames,
+//! and [`commands`] holds the one-shot subcommands.
 
 pub mod bundle;
 pub mod classify;
@@ -15,4 +16,5 @@ pub mod encode;
 pub mod evaluate;
 pub mod labels;
 pub mod matcher;
+pub mod mjpeg;
 pub mod preprocess;

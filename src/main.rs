@@ -46,7 +46,11 @@ enum Command {
         /// Skip folding the constant chains tract leaves unfolded (slower; for checking).
         #[arg(long)]
         no_fold: bool,
-        /// Images to classify (PNG or JPEG).
+        /// Of an MJPEG stream, classify every Nth frame (frames 0, N, 2N, ...).
+        #[arg(long, default_value_t = 1)]
+        every: usize,
+        /// Images to classify (PNG or JPEG), or Motion-JPEG streams (.mjpeg, .mjpg), whose
+        /// frames are reported as FILE#FRAME.
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
@@ -54,7 +58,8 @@ enum Command {
     Eval {
         #[arg(long, default_value = DEFAULT_MODEL)]
         model: PathBuf,
-        /// Labels file or .emb file; default: the bundle's own labels.
+        /// Labels file or .emb file; default: DATA/labels.txt if there is one, else the
+        /// bundle's own labels.
         #[arg(long)]
         labels: Option<PathBuf>,
         /// The labelled folder: one sub-folder per label, named as the label.
@@ -101,8 +106,8 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
-        Command::Classify { model, labels, top, json, embedding, threads, no_fold, images } => {
-            let args = commands::ClassifyArgs { model, labels, top, json, embedding, threads, no_fold, images };
+        Command::Classify { model, labels, top, json, embedding, threads, no_fold, every, images } => {
+            let args = commands::ClassifyArgs { model, labels, top, json, embedding, threads, no_fold, every, images };
             commands::classify(&args, &mut out, &mut std::io::stderr())
         }
         Command::Eval { model, labels, data, json, threads } => {

@@ -43,8 +43,12 @@ rm -rf "$data/golden"
     --embeds-only-bundles "$data/bundles/tiny-qop" --out "$data/golden"
 
 if (( check )); then
-    if diff -r -x README.md "$src/images" "$data/images" && diff -r -x README.md "$src/bundles" "$data/bundles" \
-        && diff -r "$src/golden" "$data/golden"; then
+    # Every part is compared (no short cut), so one run lists every difference.
+    same=1
+    diff -r -x README.md "$src/images" "$data/images" || same=0
+    diff -r -x README.md "$src/bundles" "$data/bundles" || same=0
+    diff -r "$src/golden" "$data/golden" || same=0
+    if (( same )); then
         echo "make_test_data.sh --check: tests/data is up to date"
     else
         echo "make_test_data.sh --check: tests/data differs from what the tools make (see above)" >&2

@@ -12,6 +12,7 @@ eval sets use them to measure zero-shot generalisation.
 CLI:
   render.py sample --out DIR [--n 16] [--seed 0] [--difficulty 1.0]     # look at training scenes
   render.py eval-set --out DIR [--per-label 40] [--seed 1000]             # labelled folder
+  render.py demo-clip --out models/tiny-shapes/demo.mjpeg                # the demo clip + truth
   render.py bench [--n 200]                                               # render speed
 
 eval-set folder format:
@@ -379,7 +380,7 @@ def prompt(colour, shape):
     return f"{_article(colour)} {colour} {shape}"
 
 
-def write_eval_set(out: Path, seed: int, per_label: int, labels=None):
+def write_eval_set(out: Path, seed: int, per_label: int, labels=None, fmt="png"):
     labels = labels or EVAL_LABELS
     out.mkdir(parents=True, exist_ok=True)
     man = {"seed": seed, "labels": [], "images": []}
@@ -392,13 +393,143 @@ def write_eval_set(out: Path, seed: int, per_label: int, labels=None):
         lines.append(f"{name}: {prompt(c, s)}")
     for k, c, s, j in eval_items(seed, per_label, labels):
         img = render_labelled(seed, k, c, s)
-        f = f"{c}-{s}/{j:04d}.png"
-        img.save(out / f)
+        f = f"{c}-{s}/{j:04d}.{fmt}"
+        img.save(out / f, **({"quality": 90} if fmt == "jpg" else {}))
         man["images"].append({"file": f, "label": f"{c}-{s}", "colour": c, "shape": s,
                               "held_out": (c, s) in HELD_OUT})
     (out / "labels.txt").write_text("\n".join(lines) + "\n")
     (out / "manifest.json").write_text(json.dumps(man, indent=1))
     return man
+
+
+# ------------------------------------------------------------------------------------------------
+# demo clip: a still 640x480 scene where shapes enter, stay a while and leave
+# ------------------------------------------------------------------------------------------------
+
+CLIP_W, CLIP_H = 640, 480
+# The encoder sees the centre square (shortest edge resized to 224, centre crop): x in [80, 560).
+CLIP_VIEW = ((CLIP_W - CLIP_H) // 2, (CLIP_W + CLIP_H) // 2)
+# Shape radius in clip pixels: 100 px is 47 px at the encoder's 224, the middle of the trained
+# "large" range (40-75 px).
+CLIP_RADIUS = 100
+CLIP_MOVE_FRAMES = 10  # frames to slide in from outside the view (and out again)
+CLIP_JPEG_QUALITY = 80  # ~20 KB a frame on this background; the whole clip stays a few MB
+
+# (label, first frame entering, frames fully in view, exit side); frames at 10 fps. Two visits
+# overlap (two shapes in view at once), and the light dims then recovers over frames 150-230.
+CLIP_SCRIPT = [
+    (("red", "circle"), 20, 40, "left"),
+    (("blue", "diamond"), 90, 36, "right"),         # held-out pair
+    (("yellow", "triangle"), 160, 50, "right"),
+    (("purple", "circle"), 190, 40, "left"),        # held-out, overlaps the yellow triangle
+    (("green", "star"), 270, 40, "left"),
+    (("pink", "square"), 340, 36, "right"),         # held-out
+]
+CLIP_FRAMES = 420
+CLIP_FPS = 10
+
+
+def _clip_background(rng):
+    """A still room-like scene: a soft vertical gradient wall, a darker floor band, a few muted
+    clutter strokes (all low saturation, so they are never mistaken for a shape colour)."""
+    yy, xx = np.mgrid[0:CLIP_H, 0:CLIP_W].astype(np.float32)
+    wall = np.array([150, 146, 138], np.float32)
+    floor = np.array([96, 90, 84], np.float32)
+    t = np.clip((yy - 360) / 30, 0, 1)[..., None]
+    arr = (1 - t) * (wall * (1 - 0.15 * yy / CLIP_H)[..., None]) + t * floor
+    arr += 10 * np.sin(xx / 57.0)[..., None]  # uneven light across the wall
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    d = ImageDraw.Draw(img)
+    for _ in range(14):
+        v = int(rng.uniform(80, 180))
+        c = (v, v - 4, v - 8)
+        x0, y0 = rng.uniform(0, CLIP_W), rng.uniform(0, CLIP_H)
+        d.line([(x0, y0), (x0 + rng.normal(0, 80), y0 + rng.normal(0, 40))], fill=c, width=int(rng.integers(2, 5)))
+    return np.asarray(img, np.float32)
+
+
+def _clip_track(rng, entry, stay, side, slot):
+    """Centre x, y per frame (None when out of the frame) and the frames fully inside the view."""
+    x_in = CLIP_VIEW[0] + CLIP_RADIUS + 20 + slot * 150
+    x_out = -CLIP_RADIUS - 5 if side == "left" else CLIP_W + CLIP_RADIUS + 5
+    x_start = -CLIP_RADIUS - 5 if rng.random() < 0.5 else CLIP_W + CLIP_RADIUS + 5
+    y = rng.uniform(CLIP_RADIUS + 30, CLIP_H - CLIP_RADIUS - 30)
+    pos = {}
+    m = CLIP_MOVE_FRAMES
+    for k in range(m):  # enter
+        f = (k + 1) / m
+        pos[entry + k] = (x_start + (x_in - x_start) * f, y)
+    for k in range(stay):  # stay, drifting slowly
+        pos[entry + m + k] = (x_in + 12 * math.sin(k / 9), y + 8 * math.sin(k / 13))
+    for k in range(m):  # leave
+        f = (k + 1) / m
+        pos[entry + m + stay + k] = (x_in + (x_out - x_in) * f, y)
+    return pos
+
+
+def render_demo_clip(out_mjpeg: Path, out_truth: Path, seed: int = 7):
+    """Writes the demo clip (concatenated JPEG frames, 640x480) and its ground truth (JSON)."""
+    rng = np.random.default_rng([seed, 0])
+    background = _clip_background(rng)
+    tracks = []
+    for i, ((c, s), entry, stay, side) in enumerate(CLIP_SCRIPT):
+        pos = _clip_track(rng, entry, stay, side, slot=i % 2)
+        rot = rng.uniform(-MAX_ROT[s], MAX_ROT[s]) if s != "circle" else 0.0
+        tracks.append({"label": f"{c}-{s}", "colour": c, "shape": s, "held_out": (c, s) in HELD_OUT,
+                       "pos": pos, "rot": rot, "rgb": jitter_colour(rng, c)})
+    truth_frames, partial_frames, visits = [], [], {t["label"]: [] for t in tracks}
+    with open(out_mjpeg, "wb") as f:
+        for n in range(CLIP_FRAMES):
+            img = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8))
+            visible, partial = [], []
+            for t in tracks:
+                if n not in t["pos"]:
+                    continue
+                cx, cy = t["pos"][n]
+                S2, r = 2, CLIP_RADIUS
+                box = int(math.ceil(r * 1.1)) + 2
+                x0, y0, w = int(cx) - box, int(cy) - box, 2 * box
+                m = Image.new("L", (w * S2, w * S2), 0)
+                md = ImageDraw.Draw(m)
+                lx, ly = (cx - x0) * S2, (cy - y0) * S2
+                if t["shape"] == "circle":
+                    md.ellipse([lx - r * S2, ly - r * S2, lx + r * S2, ly + r * S2], fill=255)
+                else:
+                    md.polygon(shape_polygon(t["shape"], lx, ly, r * S2, t["rot"]), fill=255)
+                img.paste(Image.new("RGB", (w, w), t["rgb"]), (x0, y0), m.resize((w, w), Image.BILINEAR))
+                if CLIP_VIEW[0] <= cx - r and cx + r <= CLIP_VIEW[1]:
+                    visible.append(t["label"])
+                elif CLIP_VIEW[0] < cx + r and cx - r < CLIP_VIEW[1]:
+                    partial.append(t["label"])
+            # lighting: dims to 70 % over frames 150-190, back over 190-230
+            gain = 1.0 - 0.3 * max(0.0, 1 - abs(n - 190) / 40)
+            arr = np.asarray(img, np.float32) * gain
+            frame = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+            buf = io.BytesIO()
+            frame.save(buf, "JPEG", quality=CLIP_JPEG_QUALITY)
+            f.write(buf.getvalue())
+            truth_frames.append(sorted(visible))
+            partial_frames.append(sorted(partial))
+    for n, labels in enumerate(truth_frames):
+        for lab in labels:
+            v = visits[lab]
+            if v and v[-1][1] == n - 1:
+                v[-1][1] = n
+            else:
+                v.append([n, n])
+    truth = {
+        "clip": out_mjpeg.name, "width": CLIP_W, "height": CLIP_H, "fps": CLIP_FPS, "frames": CLIP_FRAMES,
+        "seed": seed,
+        "visible_rule": f"a label is visible in a frame when its whole shape is inside the centre "
+                        f"{CLIP_H}x{CLIP_H} square (x {CLIP_VIEW[0]}..{CLIP_VIEW[1]}), the part the encoder sees; "
+                        f"per_frame lists those, per_frame_partial the shapes only partly inside it",
+        "labels": {t["label"]: {"colour": t["colour"], "shape": t["shape"], "held_out": t["held_out"],
+                                "visible": [list(v) for v in visits[t["label"]]]} for t in tracks},
+        "per_frame": truth_frames,
+        "per_frame_partial": partial_frames,
+    }
+    out_truth.write_text(json.dumps(truth, indent=1) + "\n")
+    return truth
 
 
 def main(argv=None):
@@ -413,6 +544,12 @@ def main(argv=None):
     b.add_argument("--out", required=True)
     b.add_argument("--per-label", type=int, default=40)
     b.add_argument("--seed", type=int, default=1000)
+    b.add_argument("--format", choices=["png", "jpg"], default="png",
+                   help="jpg (quality 90) keeps committed test sets small")
+    d = sub.add_parser("demo-clip")
+    d.add_argument("--out", required=True, help="the .mjpeg to write; the ground truth goes beside it "
+                                                "as <name>.truth.json")
+    d.add_argument("--seed", type=int, default=7)
     c = sub.add_parser("bench")
     c.add_argument("--n", type=int, default=200)
     args = ap.parse_args(argv)
@@ -427,8 +564,12 @@ def main(argv=None):
         (out / "captions.tsv").write_text("\n".join(caps) + "\n")
         print("\n".join(caps))
     elif args.cmd == "eval-set":
-        man = write_eval_set(Path(args.out), args.seed, args.per_label)
+        man = write_eval_set(Path(args.out), args.seed, args.per_label, fmt=args.format)
         print(f"wrote {len(man['images'])} images over {len(man['labels'])} labels to {args.out}")
+    elif args.cmd == "demo-clip":
+        out = Path(args.out)
+        truth = render_demo_clip(out, out.with_suffix(".truth.json"), args.seed)
+        print(f"wrote {out}: {truth['frames']} frames, {out.stat().st_size:,} bytes")
     elif args.cmd == "bench":
         t = time.perf_counter()
         for i in range(args.n):

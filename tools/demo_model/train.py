@@ -120,6 +120,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save-every", type=int, default=500)
     ap.add_argument("--bench", type=int, default=0, help="only time N steps and exit")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from this checkpoint dir's weights (a later stage of a curriculum); "
+                         "its model config must match the one given here")
     args = ap.parse_args(argv)
 
     import open_clip
@@ -128,6 +131,13 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     cfg = model_cfg(args)
     model = build_model(cfg)
+    if args.init:
+        from safetensors.torch import load_file
+        init_cfg = json.loads((args.init / "open_clip_config.json").read_text())["model_cfg"]
+        if init_cfg != cfg:
+            sys.exit(f"--init {args.init}: its model config {init_cfg} differs from this run's {cfg}")
+        model.load_state_dict(load_file(str(args.init / "open_clip_model.safetensors")))
+        print(f"initialised from {args.init}", flush=True)
     model = model.to(memory_format=torch.channels_last)  # ~1.5x faster convs on CPU
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
@@ -163,7 +173,7 @@ def main(argv=None):
     out = Path(args.out)
     t0 = time.perf_counter()
     t_last, n_last = t0, 0
-    meta = {"args": vars(args), "model_cfg": cfg, "params": n_params}
+    meta = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "model_cfg": cfg, "params": n_params}
     for step, (x, caps, keys) in enumerate(dl):
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
