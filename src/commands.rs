@@ -1,4 +1,4 @@
-//! The one-shot subcommands: `classify`, `eval`, `info` and `bench`.
+//! The one-shot subcommands: `classify`, `eval`, `info`, `bench` and `tokenize`.
 //!
 //! Each takes its parsed arguments and a writer for its output, so that the
 //! binary stays a thin argument parser and tests can run the same code.
@@ -480,6 +480,46 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 "# {:>8.2} ms {:>5.1}%  {nodes:>4} nodes  {op}",
                 ms(*time),
                 100.0 * time.as_secs_f64() / total.as_secs_f64(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct JsonTokens<'a> {
+    text: &'a str,
+    clean: String,
+    ids: &'a [i64],
+    tokens: usize,
+    truncated: bool,
+}
+
+/// `edgeclip tokenize`: the CLIP token ids of each text, as the text encoder
+/// reads them (start token, tokens, end token; the zero padding is left out
+/// of the text form), with a warning when the text is longer than the context.
+pub fn tokenize(texts: &[String], json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    use crate::tokenize::{clean::clean, ClipTokenizer, CONTEXT_LENGTH};
+    let tokenizer = ClipTokenizer::new();
+    for text in texts {
+        let t = tokenizer.tokenize(text, CONTEXT_LENGTH);
+        if json {
+            let line =
+                JsonTokens { text, clean: clean(text), ids: &t.ids, tokens: t.tokens.len(), truncated: t.truncated };
+            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+            continue;
+        }
+        let framed = t.tokens.len().min(CONTEXT_LENGTH - 2) + 2;
+        let ids: Vec<String> = t.ids[..framed].iter().map(|i| i.to_string()).collect();
+        writeln!(out, "{text:?}")?;
+        writeln!(out, "  cleaned   {:?}", clean(text))?;
+        writeln!(out, "  {} tokens  {}", t.tokens.len(), ids.join(" "))?;
+        if t.truncated {
+            writeln!(
+                out,
+                "  warning: {} tokens do not fit the {CONTEXT_LENGTH}-token context; the text encoder sees only the first {}",
+                t.tokens.len(),
+                CONTEXT_LENGTH - 2
             )?;
         }
     }

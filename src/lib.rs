@@ -4,7 +4,8 @@
 //! command line and calls into it. Data flows one way through the modules:
 //! [`bundle`] (the model on disk) → [`preprocess`] (frame to tensor) →
 //! [`encode`] (tensor to embedding, with tract) → [`matcher`] (embedding to
-//! label scores). [`labels`] reads what the camera looks for, [`classify`]
+//! label scores). [`labels`] reads what the camera looks for, [`tokenize`] turns a
+//! prompt into CLIP's token ids, [`classify`]
 //! strings the stages together for one frame, [`evaluate`] measures accuracy
 //! on labelled images, [`mjpeg`] splits Motion-JPEG streams into frames,
 //! and [`commands`] holds the one-shot subcommands.
@@ -18,3 +19,4 @@ pub mod labels;
 pub mod matcher;
 pub mod mjpeg;
 pub mod preprocess;
+pub mod tokenize;

@@ -95,6 +95,15 @@ enum Command {
         #[arg(long)]
         profile: bool,
     },
+    /// Print the CLIP token ids of each text, as the text encoder reads them.
+    Tokenize {
+        /// One JSON object per text (with the cleaned text and the padded ids).
+        #[arg(long)]
+        json: bool,
+        /// The texts (quote each prompt).
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -119,6 +128,7 @@ fn main() -> ExitCode {
             let args = commands::BenchArgs { model, threads, fold: !no_fold, iters, warmup, profile };
             commands::bench(&args, &mut out)
         }
+        Command::Tokenize { json, texts } => commands::tokenize(&texts, json, &mut out),
     };
     let _ = out.flush();
     match result {

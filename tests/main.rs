@@ -16,3 +16,4 @@ mod fold;
 mod labels_emb;
 mod matcher;
 mod preprocess;
+mod tokenize;

@@ -41,6 +41,7 @@ rm -rf "$data/golden"
 "$PY" tools/make_golden.py --images "$data/images" --labels "$data/labels.txt" \
     --bundles "$data/bundles/tiny-fp32" "$data/bundles/tiny-int8" \
     --embeds-only-bundles "$data/bundles/tiny-qop" --out "$data/golden"
+"$PY" tools/make_tokenizer_golden.py --out "$data/golden/tokenizer.json"
 
 if (( check )); then
     # Every part is compared (no short cut), so one run lists every difference.
