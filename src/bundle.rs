@@ -449,6 +449,18 @@ pub fn hex(bytes: &[u8]) -> String {
     })
 }
 
+/// The 32 bytes of a 64-digit hex string (a sha256), or `None`.
+pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
 /// Turns a toml/serde error into one line, "line L (in [table]): what",
 /// speaking of keys rather than serde's "fields".
 pub(crate) fn toml_error_message(text: &str, e: &toml::de::Error) -> String {

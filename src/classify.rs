@@ -4,15 +4,14 @@
 //! A [`Classifier`] is what an inference thread holds. It is built from the
 //! shared parts (the loaded encoder and the matcher) and owns the per-thread
 //! parts (the preprocessor's buffers, the encoder session, the scores).
-//! [`load_labels`] applies the bundle's rule for finding label embeddings.
+//! [`Classifier::follow`] picks up a new label set between frames.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::bundle::Bundle;
 use crate::encode::{EncodeError, EncoderSession, ImageEncoder};
-use crate::labels::{read_labels, EmbeddedLabel, LabelEmbeddings, LabelsError};
+use crate::labelset::LabelSet;
 use crate::matcher::{Matcher, Scores};
 use crate::preprocess::{PreprocessError, Preprocessor, RgbFrame};
 
@@ -82,48 +81,15 @@ impl Classifier {
     pub fn matcher(&self) -> &Arc<Matcher> {
         &self.matcher
     }
-}
 
-/// Finds the label embeddings to match against.
-///
-/// - no `labels` path: the bundle's `labels.txt`, embedded in its `labels.emb`;
-/// - a `.emb` file: every label in it;
-/// - a labels text file: each of its labels must be in the bundle's
-///   `labels.emb` with exactly the same prompts, or it is an error that names
-///   the line.
-///
-/// A `labels.emb` made by a text encoder other than the bundle's is stale and
-/// refused.
-pub fn load_labels(bundle: &Bundle, labels: Option<&Path>) -> Result<Vec<EmbeddedLabel>, LabelsError> {
-    let check = |path: &Path, emb: &LabelEmbeddings| -> Result<(), LabelsError> {
-        emb.check_dim(path, bundle.embedding_dim)?;
-        if let Some(text) = &bundle.text {
-            let produced_by = crate::bundle::hex(&emb.text_encoder_sha256);
-            if produced_by != text.encoder.sha256 {
-                return Err(LabelsError::BadEmbeddings {
-                    path: path.to_path_buf(),
-                    message: format!(
-                        "it was made by text encoder {produced_by}, not by this bundle's '{}' ({}); it is stale, regenerate it with tools/export_clip.py",
-                        text.encoder.path.display(),
-                        text.encoder.sha256
-                    ),
-                });
-            }
-        }
-        Ok(())
-    };
-    match labels {
-        Some(path) if path.extension().is_some_and(|e| e == "emb") => {
-            let emb = LabelEmbeddings::read(path)?;
-            check(path, &emb)?;
-            Ok(emb.labels)
-        }
-        other => {
-            let labels_path = other.unwrap_or(&bundle.labels_file);
-            let wanted = read_labels(labels_path)?;
-            let emb = LabelEmbeddings::read(&bundle.labels_embeddings)?;
-            check(&bundle.labels_embeddings, &emb)?;
-            emb.select(&bundle.labels_embeddings, labels_path, &wanted)
+    /// Takes the label set's current matcher if it changed since the last
+    /// call (then the score buffers are sized anew, once). Call it before a
+    /// frame; the frame is then matched against one consistent set.
+    pub fn follow(&mut self, set: &LabelSet) {
+        let current = set.current();
+        if !Arc::ptr_eq(&current, &self.matcher) {
+            self.scores = current.new_scores();
+            self.matcher = current;
         }
     }
 }

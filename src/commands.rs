@@ -14,9 +14,10 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use crate::bundle::Bundle;
-use crate::classify::{load_labels, Classifier};
+use crate::classify::Classifier;
 use crate::encode::{onnx_op_counts, EncoderOptions, EncoderReport, ImageEncoder};
 use crate::evaluate;
+use crate::labelset::{default_cache_dir, load_labels, LabelOptions};
 use crate::matcher::{Matcher, MAX_TOP_K};
 use crate::preprocess::{Preprocessor, RgbFrame};
 
@@ -47,7 +48,15 @@ fn load_classifier(
     options: &EncoderOptions,
 ) -> anyhow::Result<(Bundle, Arc<Matcher>, Classifier)> {
     let (bundle, encoder) = load_bundle_and_encoder(model, options)?;
-    let labels = load_labels(&bundle, labels)?;
+    let label_options = LabelOptions { cache_dir: default_cache_dir(), encoder: options.clone() };
+    let (labels, report) = load_labels(&bundle, labels, &label_options)?;
+    tracing::info!(
+        "labels: {} from the bundle, {} from the cache, {} embedded now{}",
+        report.from_bundle,
+        report.from_cache,
+        report.embedded,
+        report.cache_file.map(|f| format!(" (cache '{}')", f.display())).unwrap_or_default()
+    );
     let matcher = Arc::new(Matcher::new(&labels, bundle.embedding_dim, bundle.logit_scale)?);
     let classifier = Classifier::new(&bundle, &encoder, matcher.clone())?;
     Ok((bundle, matcher, classifier))
@@ -327,13 +336,23 @@ pub fn info(model: &Path, threads: usize, out: &mut dyn Write) -> anyhow::Result
             writeln!(out, "  operators   {}", counts_line(&onnx_op_counts(&text.encoder.path)?))?;
         }
     }
-    match load_labels(&bundle, None) {
-        Ok(labels) => writeln!(
+    let label_options = LabelOptions { cache_dir: None, encoder: EncoderOptions { threads, ..Default::default() } };
+    match load_labels(&bundle, None, &label_options) {
+        Ok((labels, report)) if report.from_bundle == labels.len() => writeln!(
             out,
             "labels        {}: {} labels, all embedded in {}",
             bundle.labels_file.display(),
             labels.len(),
             bundle.labels_embeddings.display()
+        )?,
+        Ok((labels, report)) => writeln!(
+            out,
+            "labels        {}: {} labels, {} embedded in {}, {} not (the text encoder embeds them when the labels load)",
+            bundle.labels_file.display(),
+            labels.len(),
+            report.from_bundle,
+            bundle.labels_embeddings.display(),
+            report.embedded
         )?,
         Err(e) => writeln!(out, "labels        problem: {e:#}")?,
     }
@@ -523,5 +542,51 @@ pub fn tokenize(texts: &[String], json: bool, out: &mut dyn Write) -> anyhow::Re
             )?;
         }
     }
+    Ok(())
+}
+
+/// `edgeclip embed-labels`: embeds every label of a labels file with the
+/// bundle's text encoder and writes a `labels.emb` (default: beside the labels
+/// file, same name, `.emb`). Prompts longer than the context are named on
+/// stderr.
+pub fn embed_labels(
+    model: &Path,
+    labels: &Path,
+    output: Option<&Path>,
+    threads: usize,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<()> {
+    use crate::encode::text::TextEncoder;
+    use crate::labels::{read_labels, LabelEmbeddings};
+
+    let started = Instant::now();
+    let bundle = Bundle::load(model)?;
+    let encoder = TextEncoder::load(&bundle, &EncoderOptions { threads, ..Default::default() })?;
+    let wanted = read_labels(labels)?;
+    let mut embedded = Vec::with_capacity(wanted.len());
+    let mut truncated = Vec::new();
+    for label in &wanted {
+        embedded.push(encoder.embed_label(label, &mut |l, p| truncated.push((l.line, l.name.clone(), p.to_string())))?);
+    }
+    for (line, name, prompt) in &truncated {
+        writeln!(
+            err,
+            "warning: {}:{line}: a prompt of label '{name}' is longer than the text encoder's context; only its start counts: {prompt:?}",
+            labels.display()
+        )?;
+    }
+    let output = output.map(Path::to_path_buf).unwrap_or_else(|| labels.with_extension("emb"));
+    let emb = LabelEmbeddings { dim: bundle.embedding_dim, text_encoder_sha256: encoder.sha256, labels: embedded };
+    std::fs::write(&output, emb.to_bytes()).with_context(|| format!("cannot write '{}'", output.display()))?;
+    let prompts: usize = wanted.iter().map(|l| l.prompts.len()).sum();
+    writeln!(
+        out,
+        "{}: {} labels ({prompts} prompts) embedded with {} in {:.0} ms",
+        output.display(),
+        wanted.len(),
+        bundle.text.as_ref().map(|t| t.encoder.path.display().to_string()).unwrap_or_default(),
+        ms(started.elapsed())
+    )?;
     Ok(())
 }

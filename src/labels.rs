@@ -4,9 +4,9 @@
 //! Its embeddings live in a `labels.emb` file that records, for every label,
 //! the exact prompts that produced the vector and the sha256 of the text
 //! encoder that embedded them, so that a stale file is detected rather than
-//! silently matched. This module reads both and pairs them up; computing
-//! embeddings on the board (the text encoder) comes later and will write
-//! the same format.
+//! silently matched. This module reads and writes both and pairs them up;
+//! `crate::labelset` decides where embeddings come from (this file, a cache,
+//! or the text encoder).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,8 @@ pub enum LabelsError {
         file.display(), embeddings.display(), file.display()
     )]
     NotEmbedded { file: PathBuf, line: usize, label: String, embeddings: PathBuf, why: String },
+    #[error(transparent)]
+    Encode(#[from] crate::encode::EncodeError),
 }
 
 /// One label as written in a labels file.

@@ -5,7 +5,8 @@
 //! [`bundle`] (the model on disk) → [`preprocess`] (frame to tensor) →
 //! [`encode`] (tensor to embedding, with tract) → [`matcher`] (embedding to
 //! label scores). [`labels`] reads what the camera looks for, [`tokenize`] turns a
-//! prompt into CLIP's token ids, [`classify`]
+//! prompt into CLIP's token ids, [`labelset`] finds or computes label
+//! embeddings, [`classify`]
 //! strings the stages together for one frame, [`evaluate`] measures accuracy
 //! on labelled images, [`mjpeg`] splits Motion-JPEG streams into frames,
 //! and [`commands`] holds the one-shot subcommands.
@@ -16,6 +17,7 @@ pub mod commands;
 pub mod encode;
 pub mod evaluate;
 pub mod labels;
+pub mod labelset;
 pub mod matcher;
 pub mod mjpeg;
 pub mod preprocess;

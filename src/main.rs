@@ -95,6 +95,18 @@ enum Command {
         #[arg(long)]
         profile: bool,
     },
+    /// Embed a labels file with the bundle's text encoder and write a labels.emb.
+    EmbedLabels {
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+        /// The labels file.
+        labels: PathBuf,
+        /// Where to write (default: the labels file with the extension .emb).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
     /// Print the CLIP token ids of each text, as the text encoder reads them.
     Tokenize {
         /// One JSON object per text (with the cleaned text and the padded ids).
@@ -127,6 +139,9 @@ fn main() -> ExitCode {
         Command::Bench { model, threads, no_fold, iters, warmup, profile } => {
             let args = commands::BenchArgs { model, threads, fold: !no_fold, iters, warmup, profile };
             commands::bench(&args, &mut out)
+        }
+        Command::EmbedLabels { model, labels, output, threads } => {
+            commands::embed_labels(&model, &labels, output.as_deref(), threads, &mut out, &mut std::io::stderr())
         }
         Command::Tokenize { json, texts } => commands::tokenize(&texts, json, &mut out),
     };

@@ -14,6 +14,8 @@ mod encoder;
 mod eval;
 mod fold;
 mod labels_emb;
+mod labelset;
 mod matcher;
 mod preprocess;
+mod text_encoder;
 mod tokenize;

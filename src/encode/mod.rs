@@ -1,5 +1,6 @@
 //! The image encoder: a CLIP vision tower loaded from the bundle's ONNX file
-//! and run with tract.
+//! and run with tract (the text tower, which shares the loading and checks
+//! below, is in [`text`]).
 //!
 //! Loading checks what the manifest promises against the graph: the input
 //! and output names and shapes, the embedding width, and the precision (an
@@ -16,6 +17,7 @@
 //! multithread executor.
 
 pub mod fold;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +58,11 @@ pub enum EncodeError {
     Tract { path: PathBuf, message: String },
     #[error("inference failed: {0}")]
     Run(String),
+    #[error(
+        "model bundle '{}' has no text encoder (no [text] table in its model.toml), so labels cannot be embedded here; use labels that are in its labels.emb, or embed them where the bundle was made: tools/export_clip.py ... --labels FILE",
+        dir.display()
+    )]
+    NoTextEncoder { dir: PathBuf },
 }
 
 /// How to load an encoder.

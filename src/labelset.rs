@@ -1,0 +1,242 @@
+//! Where label embeddings come from, and the label set frames are matched
+//! against.
+//!
+//! [`load_labels`] is the rule the CLI and the daemon share:
+//!
+//! 1. a `.emb` file given by the user is used as it is (refused if another
+//!    text encoder made it);
+//! 2. a labels text file (the bundle's own by default) takes each label from
+//!    the bundle's `labels.emb` when it is there with exactly the same prompts;
+//! 3. any other label is embedded with the bundle's text encoder, and the
+//!    whole set is cached (`<cache>/labels-<key>.emb`, the key a hash of the
+//!    text encoder and every name and prompt), so that the next start is
+//!    instant;
+//! 4. a bundle without a text encoder cannot embed: the error names the
+//!    label's line and the command that fixes it.
+//!
+//! A [`LabelSet`] holds the current matcher and lets another thread replace
+//! it while frames are being matched (the daemon swaps it when a labels
+//! file changes).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use sha2::{Digest, Sha256};
+
+use crate::bundle::{hex, Bundle};
+use crate::encode::text::TextEncoder;
+use crate::encode::EncoderOptions;
+use crate::labels::{read_labels, EmbeddedLabel, Label, LabelEmbeddings, LabelsError};
+use crate::matcher::Matcher;
+
+/// How labels are loaded: where to cache embeddings computed here, and how
+/// to run the text encoder.
+#[derive(Debug, Clone, Default)]
+pub struct LabelOptions {
+    /// `None`: compute every time, write nothing.
+    pub cache_dir: Option<PathBuf>,
+    pub encoder: EncoderOptions,
+}
+
+/// The default cache: `$EDGECLIP_CACHE_DIR`, else `$XDG_CACHE_HOME/edgeclip`,
+/// else `$HOME/.cache/edgeclip` (a service gets its own through systemd's
+/// `CacheDirectory=`, which sets none of these, so it passes the path).
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("EDGECLIP_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("edgeclip")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache/edgeclip")))
+}
+
+/// What [`load_labels`] did, for logs and the CLI.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Labels taken from the bundle's `labels.emb`.
+    pub from_bundle: usize,
+    /// Labels taken from the cache.
+    pub from_cache: usize,
+    /// Labels embedded now with the text encoder.
+    pub embedded: usize,
+    /// The cache file read or written, if any.
+    pub cache_file: Option<PathBuf>,
+}
+
+/// Finds the embeddings of `labels` (default: the bundle's labels file) by
+/// the rule in the module documentation.
+pub fn load_labels(
+    bundle: &Bundle,
+    labels: Option<&Path>,
+    options: &LabelOptions,
+) -> Result<(Vec<EmbeddedLabel>, LoadReport), LabelsError> {
+    let text_sha = bundle.text.as_ref().map(|t| t.encoder.sha256.clone());
+    let made_by_this_encoder = |emb: &LabelEmbeddings| match &text_sha {
+        Some(sha) => hex(&emb.text_encoder_sha256) == *sha,
+        None => true, // nothing to compare with: the file is all there is
+    };
+
+    if let Some(path) = labels.filter(|p| p.extension().is_some_and(|e| e == "emb")) {
+        let emb = LabelEmbeddings::read(path)?;
+        emb.check_dim(path, bundle.embedding_dim)?;
+        if !made_by_this_encoder(&emb) {
+            return Err(stale(path, &emb, bundle));
+        }
+        let report = LoadReport { from_bundle: emb.labels.len(), ..Default::default() };
+        return Ok((emb.labels, report));
+    }
+
+    let labels_path = labels.unwrap_or(&bundle.labels_file);
+    let wanted = read_labels(labels_path)?;
+    let bundle_emb = match LabelEmbeddings::read(&bundle.labels_embeddings) {
+        Ok(emb) => {
+            emb.check_dim(&bundle.labels_embeddings, bundle.embedding_dim)?;
+            if made_by_this_encoder(&emb) {
+                Some(emb)
+            } else {
+                tracing::warn!("{}; ignoring it", stale(&bundle.labels_embeddings, &emb, bundle));
+                None
+            }
+        }
+        // Without a text encoder the bundle's file is the only source: its
+        // problem is the error. With one, labels can still be embedded.
+        Err(e) if bundle.text.is_none() => return Err(e),
+        Err(e) => {
+            tracing::warn!("{e}; embedding the labels with the text encoder instead");
+            None
+        }
+    };
+    let from_bundle = |label: &Label| {
+        bundle_emb
+            .as_ref()
+            .and_then(|emb| emb.labels.iter().find(|e| e.name == label.name && e.prompts == label.prompts))
+    };
+    if wanted.iter().all(|l| from_bundle(l).is_some()) {
+        let found: Vec<EmbeddedLabel> = wanted.iter().filter_map(|l| from_bundle(l).cloned()).collect();
+        return Ok((found, LoadReport { from_bundle: wanted.len(), ..Default::default() }));
+    }
+    let Some(text_sha) = text_sha.clone() else {
+        // No text encoder: name the first label that cannot be had.
+        let emb = bundle_emb.expect("read above when the bundle has no text encoder");
+        return emb.select(&bundle.labels_embeddings, labels_path, &wanted).map(|found| {
+            let n = found.len();
+            (found, LoadReport { from_bundle: n, ..Default::default() })
+        });
+    };
+
+    let cache_file =
+        options.cache_dir.as_ref().map(|d| d.join(format!("labels-{}.emb", cache_key(&text_sha, &wanted))));
+    if let Some(file) = &cache_file {
+        if let Ok(emb) = LabelEmbeddings::read(file) {
+            if made_by_this_encoder(&emb) && emb.dim == bundle.embedding_dim {
+                if let Ok(found) = emb.select(file, labels_path, &wanted) {
+                    let report =
+                        LoadReport { from_cache: found.len(), cache_file: cache_file.clone(), ..Default::default() };
+                    return Ok((found, report));
+                }
+            }
+        }
+    }
+
+    let encoder = TextEncoder::load(bundle, &options.encoder)?;
+    let mut report = LoadReport::default();
+    let mut found = Vec::with_capacity(wanted.len());
+    for label in &wanted {
+        if let Some(e) = from_bundle(label) {
+            report.from_bundle += 1;
+            found.push(e.clone());
+            continue;
+        }
+        let mut warn_truncated = |l: &Label, prompt: &str| {
+            tracing::warn!(
+                "{}:{}: a prompt of label '{}' is longer than the text encoder's context; only its start counts: {prompt:?}",
+                labels_path.display(),
+                l.line,
+                l.name
+            )
+        };
+        found.push(encoder.embed_label(label, &mut warn_truncated)?);
+        report.embedded += 1;
+    }
+    if let Some(file) = &cache_file {
+        let emb =
+            LabelEmbeddings { dim: bundle.embedding_dim, text_encoder_sha256: encoder.sha256, labels: found.clone() };
+        match write_atomically(file, &emb.to_bytes()) {
+            Ok(()) => report.cache_file = Some(file.clone()),
+            Err(e) => tracing::warn!(
+                "cannot cache label embeddings in '{}': {e}; they will be computed again next time",
+                file.display()
+            ),
+        }
+    }
+    Ok((found, report))
+}
+
+fn stale(path: &Path, emb: &LabelEmbeddings, bundle: &Bundle) -> LabelsError {
+    let text = bundle.text.as_ref().expect("only a bundle with a text encoder can call a file stale");
+    LabelsError::BadEmbeddings {
+        path: path.to_path_buf(),
+        message: format!(
+            "it was made by text encoder {}, not by this bundle's '{}' ({}); it is stale, regenerate it with: edgeclip embed-labels --model {} LABELS -o {}",
+            hex(&emb.text_encoder_sha256),
+            text.encoder.path.display(),
+            text.encoder.sha256,
+            bundle.dir.display(),
+            path.display()
+        ),
+    }
+}
+
+/// A hash of everything the vectors depend on: the text encoder and each
+/// label's name and prompts, in order.
+fn cache_key(text_encoder_sha256: &str, labels: &[Label]) -> String {
+    let mut h = Sha256::new();
+    h.update(text_encoder_sha256.as_bytes());
+    for l in labels {
+        h.update(b"\x00label\x00");
+        h.update(l.name.as_bytes());
+        for p in &l.prompts {
+            h.update(b"\x00prompt\x00");
+            h.update(p.as_bytes());
+        }
+    }
+    hex(&h.finalize()[..16])
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and
+/// a rename, so that a reader never sees half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp =
+        dir.join(format!(".{}.tmp{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// The labels a camera matches against, replaceable while frames are being
+/// matched: a matching thread takes the current [`Matcher`] for each frame
+/// (`current`, a read lock and a reference count, no allocation), and a
+/// swap (`replace`) is seen from the next frame on. The old matcher lives
+/// until the last frame using it is done.
+pub struct LabelSet {
+    current: RwLock<Arc<Matcher>>,
+}
+
+impl LabelSet {
+    pub fn new(matcher: Matcher) -> LabelSet {
+        LabelSet { current: RwLock::new(Arc::new(matcher)) }
+    }
+
+    pub fn current(&self) -> Arc<Matcher> {
+        // A poisoned lock only means a writer panicked between two whole
+        // assignments; the Arc inside is intact.
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Installs a new label set; returns the previous one.
+    pub fn replace(&self, matcher: Matcher) -> Arc<Matcher> {
+        let mut slot = self.current.write().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *slot, Arc::new(matcher))
+    }
+}

@@ -1,0 +1,160 @@
+//! Where label embeddings come from (the bundle's labels.emb, the cache, the
+//! text encoder), `edgeclip embed-labels`, and swapping a label set while
+//! frames are matched.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use edgeclip::bundle::Bundle;
+use edgeclip::classify::Classifier;
+use edgeclip::encode::{EncoderOptions, ImageEncoder};
+use edgeclip::labels::{read_labels, LabelEmbeddings};
+use edgeclip::labelset::{load_labels, LabelOptions, LabelSet, LoadReport};
+use edgeclip::matcher::Matcher;
+use edgeclip::preprocess::RgbFrame;
+
+use crate::util::{bundle_dir, copy_dir_to_temp, cosine};
+
+fn options(cache: Option<&Path>) -> LabelOptions {
+    LabelOptions { cache_dir: cache.map(Path::to_path_buf), encoder: EncoderOptions::default() }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn bundle_labels_come_from_its_labels_emb_without_the_text_encoder() {
+    let bundle = Bundle::load(&bundle_dir("tiny-text")).unwrap();
+    let (labels, report) = load_labels(&bundle, None, &options(None)).unwrap();
+    assert_eq!(report, LoadReport { from_bundle: labels.len(), ..Default::default() });
+}
+
+#[test]
+fn new_labels_are_embedded_then_cached() {
+    let bundle = Bundle::load(&bundle_dir("tiny-text")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    // "person" is in the bundle's labels.emb; the other two are not.
+    let file = write(dir.path(), "l.txt", "person\na purple giraffe\ncat: a cat on the sofa\n");
+    let (first, report) = load_labels(&bundle, Some(&file), &options(Some(&cache))).unwrap();
+    assert_eq!((report.from_bundle, report.from_cache, report.embedded), (1, 0, 2));
+    let cache_file = report.cache_file.unwrap();
+    assert!(cache_file.starts_with(&cache) && cache_file.exists());
+    let names: Vec<&str> = first.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["person", "a purple giraffe", "cat"]);
+
+    let (second, report) = load_labels(&bundle, Some(&file), &options(Some(&cache))).unwrap();
+    assert_eq!((report.from_bundle, report.from_cache, report.embedded), (0, 3, 0));
+    assert_eq!(second, first);
+
+    // A changed prompt is another cache entry, embedded anew.
+    write(dir.path(), "l.txt", "person\na purple giraffe\ncat: a cat on a sofa\n");
+    let (_, report) = load_labels(&bundle, Some(&file), &options(Some(&cache))).unwrap();
+    assert_eq!((report.from_bundle, report.from_cache, report.embedded), (1, 0, 2));
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+}
+
+#[test]
+fn a_stale_bundle_labels_emb_is_ignored_when_labels_can_be_embedded() {
+    let copy = copy_dir_to_temp(&bundle_dir("tiny-text"));
+    let emb_path = copy.path().join("labels.emb");
+    let mut emb = LabelEmbeddings::read(&emb_path).unwrap();
+    emb.text_encoder_sha256 = [7; 32];
+    std::fs::write(&emb_path, emb.to_bytes()).unwrap();
+    let bundle = Bundle::load(copy.path()).unwrap();
+    let (labels, report) = load_labels(&bundle, None, &options(None)).unwrap();
+    assert_eq!((report.from_bundle, report.embedded), (0, labels.len()));
+    // The recomputed vectors are the ones the exporter made (fp32 text encoder).
+    let fresh = LabelEmbeddings::read(&bundle_dir("tiny-text").join("labels.emb")).unwrap();
+    for (got, want) in labels.iter().zip(&fresh.labels) {
+        assert!(cosine(&got.vector, &want.vector) >= 0.9999, "{}", got.name);
+    }
+    // Named explicitly, a stale file is an error that names the fix.
+    let e = load_labels(&bundle, Some(&emb_path), &options(None)).unwrap_err().to_string();
+    assert!(e.contains("it is stale, regenerate it with: edgeclip embed-labels --model"), "{e}");
+}
+
+#[test]
+fn without_a_text_encoder_a_new_label_names_its_line_and_the_fix() {
+    let bundle = Bundle::load(&bundle_dir("tiny-int8")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "l.txt", "person\na purple giraffe\n");
+    let e = load_labels(&bundle, Some(&file), &options(Some(dir.path()))).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("{}:2: label 'a purple giraffe' has no precomputed embedding in", file.display())),
+        "{e}"
+    );
+    assert!(e.contains("tools/export_clip.py"), "{e}");
+}
+
+#[test]
+fn embed_labels_writes_what_the_exporter_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = bundle_dir("tiny-text");
+    let labels = dir.path().join("labels.txt");
+    std::fs::copy(bundle.join("labels.txt"), &labels).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeclip"))
+        .args(["embed-labels", "--model"])
+        .arg(&bundle)
+        .arg(&labels)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let written = dir.path().join("labels.emb");
+    assert!(stdout.starts_with(&format!("{}: 8 labels (", written.display())), "{stdout}");
+    let got = LabelEmbeddings::read(&written).unwrap();
+    let want = LabelEmbeddings::read(&bundle.join("labels.emb")).unwrap();
+    assert_eq!(got.text_encoder_sha256, want.text_encoder_sha256);
+    assert_eq!(got.labels.len(), want.labels.len());
+    for (g, w) in got.labels.iter().zip(&want.labels) {
+        assert_eq!((&g.name, &g.prompts), (&w.name, &w.prompts));
+        assert!(cosine(&g.vector, &w.vector) >= 0.9999, "{}", g.name);
+    }
+    assert_eq!(read_labels(&labels).unwrap().len(), got.labels.len());
+}
+
+#[test]
+fn a_label_set_swapped_while_frames_are_matched() {
+    let bundle = Bundle::load(&bundle_dir("tiny-text")).unwrap();
+    let encoder = Arc::new(ImageEncoder::load(&bundle, &EncoderOptions::default()).unwrap());
+    let (all, _) = load_labels(&bundle, None, &options(None)).unwrap();
+    let (dim, scale) = (bundle.embedding_dim, bundle.logit_scale);
+    let set = Arc::new(LabelSet::new(Matcher::new(&all, dim, scale).unwrap()));
+    let mut classifier = Classifier::new(&bundle, &encoder, set.current()).unwrap();
+
+    // Another thread alternates between two labels and all of them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (set, stop, all) = (set.clone(), stop.clone(), all.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let labels = if swaps % 2 == 0 { &all[..2] } else { &all[..] };
+                set.replace(Matcher::new(labels, dim, scale).unwrap());
+                swaps += 1;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            swaps
+        })
+    };
+    let pixels = vec![128u8; 64 * 48 * 3];
+    let mut sizes = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        classifier.follow(&set);
+        let n = classifier.matcher().names().len();
+        let scores = classifier.classify(RgbFrame::new(64, 48, &pixels).unwrap(), 2).unwrap();
+        assert_eq!(scores.probability.len(), n);
+        assert!(scores.top.iter().all(|s| s.label < n));
+        sizes.insert(n);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 1, "the set was never swapped");
+    assert_eq!(sizes.into_iter().collect::<Vec<_>>(), vec![2, all.len()], "frames saw both label sets");
+}
