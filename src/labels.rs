@@ -75,6 +75,12 @@ pub fn parse_labels(path: &Path, text: &str) -> Result<Vec<Label>, LabelsError> 
             Some((head, prompts)) => (head.trim(), Some(prompts)),
             None => (rest.trim(), None),
         };
+        if negative && head.contains('@') {
+            return Err(syntax(
+                line_no,
+                format!("'{line}': a negative label ('!') never fires, so a threshold ('@') means nothing; remove one of them"),
+            ));
+        }
         let (name, threshold) = match head.rsplit_once('@') {
             Some((name, t)) => {
                 let t = t.trim();
@@ -98,12 +104,33 @@ pub fn parse_labels(path: &Path, text: &str) -> Result<Vec<Label>, LabelsError> 
                 if prompts.iter().any(|p| p.is_empty()) {
                     return Err(syntax(
                         line_no,
-                        format!("label '{name}' has an empty prompt: write 'name: prompt one; prompt two'"),
+                        format!("label '{name}' has an empty prompt in '{line}': write 'name: prompt one; prompt two'"),
                     ));
                 }
                 prompts
             }
         };
+        for text in std::iter::once(name).chain(prompts.iter().map(String::as_str)) {
+            if text.len() > EMB_MAX_STRING {
+                return Err(syntax(
+                    line_no,
+                    format!(
+                        "'{}...' is {} bytes long; names and prompts are at most {EMB_MAX_STRING} (CLIP reads only a prompt's first 77 tokens, about 300 characters)",
+                        text.chars().take(40).collect::<String>(),
+                        text.len()
+                    ),
+                ));
+            }
+        }
+        if let Some(c) = name.chars().find(|c| matches!(c, '/' | '+' | '#') || c.is_control()) {
+            return Err(syntax(
+                line_no,
+                format!(
+                    "label name '{name}' contains {c:?}, which cannot be part of an MQTT topic; use letters, digits, spaces and punctuation other than / + #, and put the wording in a prompt: '{}: ...'",
+                    name.replace(['/', '+', '#'], " ").split_whitespace().collect::<Vec<_>>().join(" ")
+                ),
+            ));
+        }
         if let Some(first) = labels.iter().find(|l| l.name == name) {
             return Err(syntax(line_no, format!("label '{name}' is already defined on line {}", first.line)));
         }
@@ -117,7 +144,16 @@ pub fn parse_labels(path: &Path, text: &str) -> Result<Vec<Label>, LabelsError> 
 
 /// Reads and parses a labels file.
 pub fn read_labels(path: &Path) -> Result<Vec<Label>, LabelsError> {
-    let text = fs::read_to_string(path).map_err(|error| LabelsError::Read { path: path.to_path_buf(), error })?;
+    let bytes = fs::read(path).map_err(|error| LabelsError::Read { path: path.to_path_buf(), error })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let bad = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..bad].iter().filter(|&&b| b == b'\n').count() + 1;
+        LabelsError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            message: format!("byte {bad} (0x{:02x}) is not UTF-8; save the file as UTF-8 text", e.as_bytes()[bad]),
+        }
+    })?;
     parse_labels(path, &text)
 }
 

@@ -68,21 +68,6 @@ fn labels_file_subset_syntax() {
 }
 
 #[test]
-fn labels_file_mistakes_name_the_line() {
-    let cases = [
-        ("a\na\n", "l.txt:2: label 'a' is already defined on line 1"),
-        ("a: x;;y\n", "l.txt:1: label 'a' has an empty prompt: write 'name: prompt one; prompt two'"),
-        ("van @1.5\n", "l.txt:1: threshold '@1.5' is not a number between 0 and 1, e.g. 'delivery van @0.45'"),
-        ("# only a comment\n\n", "'l.txt': no labels in it (every line is blank or a # comment); add one label a line, e.g. 'a cat on the sofa'"),
-        (": a prompt\n", "l.txt:1: ': a prompt' has no label name before ':' or '@'"),
-    ];
-    for (text, want) in cases {
-        let e = parse_labels(Path::new("l.txt"), text).unwrap_err();
-        assert_eq!(e.to_string(), want, "for {text:?}");
-    }
-}
-
-#[test]
 fn select_refuses_missing_and_changed_prompts() {
     let emb = sample();
     let ok = parse_labels(Path::new("l.txt"), "cat: a photo of a cat; a cat\n").unwrap();
@@ -98,4 +83,46 @@ fn select_refuses_missing_and_changed_prompts() {
     let missing = parse_labels(Path::new("l.txt"), "# x\ndog\n").unwrap();
     let e = emb.select(Path::new("x.emb"), Path::new("l.txt"), &missing).unwrap_err().to_string();
     assert!(e.starts_with("l.txt:2: label 'dog' has no precomputed embedding in 'x.emb';"), "{e}");
+}
+
+/// One file per labels-file mistake in `tests/data/invalid-labels/`, with the
+/// exact message (`FILE` stands for the file's path).
+const LABEL_MISTAKES: &[(&str, &str)] = &[
+    ("duplicate-label.txt", "FILE:4: label 'person' is already defined on line 2"),
+    ("empty-prompt.txt", "FILE:1: label 'cat' has an empty prompt in 'cat: a cat;; a kitten': write 'name: prompt one; prompt two'"),
+    ("trailing-semicolon.txt", "FILE:1: label 'cat' has an empty prompt in 'cat: a photo of a cat;': write 'name: prompt one; prompt two'"),
+    ("colon-without-prompts.txt", "FILE:1: label 'cat' has an empty prompt in 'cat:': write 'name: prompt one; prompt two'"),
+    ("threshold-out-of-range.txt", "FILE:1: threshold '@1.5' is not a number between 0 and 1, e.g. 'delivery van @0.45'"),
+    ("threshold-not-a-number.txt", "FILE:1: threshold '@high' is not a number between 0 and 1, e.g. 'delivery van @0.45'"),
+    ("no-name.txt", "FILE:1: ': a photo of a cat' has no label name before ':' or '@'"),
+    ("negative-alone.txt", "FILE:1: '!' has no label name before ':' or '@'"),
+    (
+        "negative-with-threshold.txt",
+        "FILE:1: '!empty @0.5: an empty room': a negative label ('!') never fires, so a threshold ('@') means nothing; remove one of them",
+    ),
+    ("only-comments.txt", "'FILE': no labels in it (every line is blank or a # comment); add one label a line, e.g. 'a cat on the sofa'"),
+    ("empty-file.txt", "'FILE': no labels in it (every line is blank or a # comment); add one label a line, e.g. 'a cat on the sofa'"),
+    (
+        "slash-in-name.txt",
+        "FILE:2: label name 'cat/dog' contains '/', which cannot be part of an MQTT topic; use letters, digits, spaces and punctuation other than / + #, and put the wording in a prompt: 'cat dog: ...'",
+    ),
+    ("not-utf8.txt", "FILE:2: byte 10 (0xe9) is not UTF-8; save the file as UTF-8 text"),
+    (
+        "prompt-too-long.txt",
+        "FILE:1: 'a very long prompt a very long prompt a ...' is 4749 bytes long; names and prompts are at most 4096 (CLIP reads only a prompt's first 77 tokens, about 300 characters)",
+    ),
+];
+
+#[test]
+fn every_labels_mistake_gives_its_message() {
+    let dir = crate::util::data_dir().join("invalid-labels");
+    for (file, want) in LABEL_MISTAKES {
+        let path = dir.join(file);
+        let got = edgeclip::labels::read_labels(&path).unwrap_err().to_string();
+        assert_eq!(got.replace(&path.display().to_string(), "FILE"), *want, "{file}");
+    }
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        assert!(LABEL_MISTAKES.iter().any(|(f, _)| *f == name), "{name} has no expected message in LABEL_MISTAKES");
+    }
 }

@@ -95,6 +95,8 @@ def parse_labels(text: str, path: str = "<labels>") -> list[Label]:
             head = head.strip()
         else:
             head, prompts_text = rest.strip(), None
+        if negative and "@" in head:
+            raise LabelsSyntaxError(f"{path}:{line_no}: a negative label ('!') never fires, so a threshold means nothing")
         threshold = None
         name = head
         if "@" in head:
@@ -113,6 +115,11 @@ def parse_labels(text: str, path: str = "<labels>") -> list[Label]:
             prompts = [p.strip() for p in prompts_text.split(";")]
             if any(not p for p in prompts):
                 raise LabelsSyntaxError(f"{path}:{line_no}: label '{name}' has an empty prompt")
+        if any(len(t.encode("utf-8")) > 4096 for t in [name, *prompts]):  # labels.emb's string limit
+            raise LabelsSyntaxError(f"{path}:{line_no}: a name or prompt is longer than 4096 bytes")
+        if any(c in "/+#" or (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0) for c in name):
+            raise LabelsSyntaxError(f"{path}:{line_no}: label name '{name}' contains / + # or a control "
+                                    f"character, which cannot be part of an MQTT topic")
         for other in labels:
             if other.name == name:
                 raise LabelsSyntaxError(f"{path}:{line_no}: label '{name}' is already defined on line {other.line}")
