@@ -147,6 +147,9 @@ pub struct Bundle {
     pub text: Option<TextSpec>,
     pub labels_file: PathBuf,
     pub labels_embeddings: PathBuf,
+    /// Prompt templates ("a photo of a {}.") for labels written without
+    /// prompts of their own; empty: such a label's name is its prompt.
+    pub label_templates: Vec<String>,
 }
 
 // ---- raw manifest, exactly as written -------------------------------------
@@ -198,6 +201,8 @@ struct RawText {
 struct RawLabels {
     file: String,
     embeddings: String,
+    #[serde(default)]
+    templates: Vec<String>,
 }
 
 // ---- validation ------------------------------------------------------------
@@ -255,6 +260,20 @@ impl Validator<'_> {
             }
         }
         Ok([values[0] as f32, values[1] as f32, values[2] as f32])
+    }
+
+    fn templates(&self, key: &str, values: Vec<String>) -> Result<Vec<String>, BundleError> {
+        for t in &values {
+            if t.matches("{}").count() != 1 {
+                return Err(self.invalid(
+                    key,
+                    format!(
+                        "template '{t}' must hold '{{}}' exactly once, where the label goes, e.g. 'a photo of a {{}}.'"
+                    ),
+                ));
+            }
+        }
+        Ok(values)
     }
 
     /// A file named by the manifest must stay inside the bundle directory, so
@@ -384,6 +403,7 @@ impl Bundle {
             text,
             labels_file: v.file(dir, "labels.file", &raw.labels.file)?,
             labels_embeddings: v.file(dir, "labels.embeddings", &raw.labels.embeddings)?,
+            label_templates: v.templates("labels.templates", raw.labels.templates)?,
         })
     }
 

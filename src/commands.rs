@@ -48,7 +48,7 @@ fn load_classifier(
     options: &EncoderOptions,
 ) -> anyhow::Result<(Bundle, Arc<Matcher>, Classifier)> {
     let (bundle, encoder) = load_bundle_and_encoder(model, options)?;
-    let label_options = LabelOptions { cache_dir: default_cache_dir(), encoder: options.clone() };
+    let label_options = LabelOptions { cache_dir: default_cache_dir(), encoder: options.clone(), templates: None };
     let (labels, report) = load_labels(&bundle, labels, &label_options)?;
     tracing::info!(
         "labels: {} from the bundle, {} from the cache, {} embedded now{}",
@@ -336,7 +336,8 @@ pub fn info(model: &Path, threads: usize, out: &mut dyn Write) -> anyhow::Result
             writeln!(out, "  operators   {}", counts_line(&onnx_op_counts(&text.encoder.path)?))?;
         }
     }
-    let label_options = LabelOptions { cache_dir: None, encoder: EncoderOptions { threads, ..Default::default() } };
+    let label_options =
+        LabelOptions { cache_dir: None, encoder: EncoderOptions { threads, ..Default::default() }, templates: None };
     match load_labels(&bundle, None, &label_options) {
         Ok((labels, report)) if report.from_bundle == labels.len() => writeln!(
             out,
@@ -564,6 +565,7 @@ pub fn embed_labels(
     let bundle = Bundle::load(model)?;
     let encoder = TextEncoder::load(&bundle, &EncoderOptions { threads, ..Default::default() })?;
     let wanted = read_labels(labels)?;
+    let loaded = started.elapsed();
     let mut embedded = Vec::with_capacity(wanted.len());
     let mut truncated = Vec::new();
     for label in &wanted {
@@ -582,11 +584,13 @@ pub fn embed_labels(
     let prompts: usize = wanted.iter().map(|l| l.prompts.len()).sum();
     writeln!(
         out,
-        "{}: {} labels ({prompts} prompts) embedded with {} in {:.0} ms",
+        "{}: {} labels ({prompts} prompts) embedded with {} in {:.0} ms (loading {:.0} ms, embedding {:.0} ms)",
         output.display(),
         wanted.len(),
         bundle.text.as_ref().map(|t| t.encoder.path.display().to_string()).unwrap_or_default(),
-        ms(started.elapsed())
+        ms(started.elapsed()),
+        ms(loaded),
+        ms(started.elapsed() - loaded)
     )?;
     Ok(())
 }

@@ -54,6 +54,20 @@ pub struct Label {
     pub negative: bool,
     /// 1-based line in the file it came from.
     pub line: usize,
+    /// Whether the line gave prompts (`name: ...`); prompt templates apply
+    /// only to labels that did not.
+    pub explicit_prompts: bool,
+}
+
+impl Label {
+    /// Replaces the prompt of a label written without prompts by one per
+    /// template (`{}` is the name): "cat" with "a photo of a {}." becomes
+    /// "a photo of a cat.".
+    pub fn apply_templates(&mut self, templates: &[String]) {
+        if !self.explicit_prompts && !templates.is_empty() {
+            self.prompts = templates.iter().map(|t| t.replacen("{}", &self.name, 1)).collect();
+        }
+    }
 }
 
 /// Parses the text of a labels file. `path` is only used in messages.
@@ -134,7 +148,8 @@ pub fn parse_labels(path: &Path, text: &str) -> Result<Vec<Label>, LabelsError> 
         if let Some(first) = labels.iter().find(|l| l.name == name) {
             return Err(syntax(line_no, format!("label '{name}' is already defined on line {}", first.line)));
         }
-        labels.push(Label { name: name.to_string(), prompts, threshold, negative, line: line_no });
+        let explicit_prompts = prompts_text.is_some();
+        labels.push(Label { name: name.to_string(), prompts, threshold, negative, line: line_no, explicit_prompts });
     }
     if labels.is_empty() {
         return Err(LabelsError::Empty { path: path.to_path_buf() });

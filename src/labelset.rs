@@ -5,7 +5,9 @@
 //!
 //! 1. a `.emb` file given by the user is used as it is (refused if another
 //!    text encoder made it);
-//! 2. a labels text file (the bundle's own by default) takes each label from
+//! 2. a labels text file (prompt templates, "a photo of a {}.", from the
+//!    options or the bundle, turn a label written without prompts into one
+//!    prompt per template) (the bundle's own by default) takes each label from
 //!    the bundle's `labels.emb` when it is there with exactly the same prompts;
 //! 3. any other label is embedded with the bundle's text encoder, and the
 //!    whole set is cached (`<cache>/labels-<key>.emb`, the key a hash of the
@@ -36,6 +38,9 @@ pub struct LabelOptions {
     /// `None`: compute every time, write nothing.
     pub cache_dir: Option<PathBuf>,
     pub encoder: EncoderOptions,
+    /// Prompt templates for labels without prompts of their own; `None`:
+    /// the bundle's (`[labels] templates` in model.toml), if any.
+    pub templates: Option<Vec<String>>,
 }
 
 /// The default cache: `$EDGECLIP_CACHE_DIR`, else `$XDG_CACHE_HOME/edgeclip`,
@@ -85,7 +90,9 @@ pub fn load_labels(
     }
 
     let labels_path = labels.unwrap_or(&bundle.labels_file);
-    let wanted = read_labels(labels_path)?;
+    let mut wanted = read_labels(labels_path)?;
+    let templates = options.templates.as_deref().unwrap_or(&bundle.label_templates);
+    wanted.iter_mut().for_each(|l| l.apply_templates(templates));
     let bundle_emb = match LabelEmbeddings::read(&bundle.labels_embeddings) {
         Ok(emb) => {
             emb.check_dim(&bundle.labels_embeddings, bundle.embedding_dim)?;

@@ -24,6 +24,7 @@ const CASES: &[(&str, &str)] = &[
     ("wrong-precision.toml", "encoder '{dir}/image.onnx': model.toml says precision 'int8-dynamic' but the graph is 'fp32'; fix the manifest's precision key"),
     ("mean-length.toml", "{dir}/model.toml': key 'image.mean': has 2 values: expected 3, one per RGB channel"),
     ("zero-std.toml", "{dir}/model.toml': key 'image.std': 0 is not a positive number"),
+    ("template-without-placeholder.toml", "{dir}/model.toml': key 'labels.templates': template 'a photo' must hold '{}' exactly once, where the label goes, e.g. 'a photo of a {}.'"),
     ("crop-too-big.toml", "{dir}/model.toml': key 'image.resize_shortest_edge': 200 is smaller than image.size 224: the center crop would not fit"),
     ("unknown-filter.toml", "{dir}/model.toml': key 'image.resize_filter': unknown filter 'lanczos': expected 'bicubic' or 'bilinear'"),
     ("future-format.toml", "{dir}/model.toml': key 'format': bundle format 2 is not supported: this edgeclip reads format 1"),

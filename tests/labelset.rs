@@ -18,7 +18,7 @@ use edgeclip::preprocess::RgbFrame;
 use crate::util::{bundle_dir, copy_dir_to_temp, cosine};
 
 fn options(cache: Option<&Path>) -> LabelOptions {
-    LabelOptions { cache_dir: cache.map(Path::to_path_buf), encoder: EncoderOptions::default() }
+    LabelOptions { cache_dir: cache.map(Path::to_path_buf), encoder: EncoderOptions::default(), templates: None }
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -157,4 +157,23 @@ fn a_label_set_swapped_while_frames_are_matched() {
     let swaps = swapper.join().unwrap();
     assert!(swaps > 1, "the set was never swapped");
     assert_eq!(sizes.into_iter().collect::<Vec<_>>(), vec![2, all.len()], "frames saw both label sets");
+}
+
+#[test]
+fn templates_give_prompts_to_labels_written_without_them() {
+    let bundle = Bundle::load(&bundle_dir("tiny-text")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "l.txt", "cat\ndog: a dog in the garden\n");
+    let templates = vec!["a photo of a {}.".to_string(), "a blurry photo of a {}.".to_string()];
+    let opts = LabelOptions { templates: Some(templates), ..options(None) };
+    let (labels, report) = load_labels(&bundle, Some(&file), &opts).unwrap();
+    assert_eq!(report.embedded, 2);
+    assert_eq!(labels[0].prompts, ["a photo of a cat.", "a blurry photo of a cat."]);
+    assert_eq!(labels[1].prompts, ["a dog in the garden"]);
+    // The ensemble is the normalized mean of the two prompts' embeddings.
+    let encoder = edgeclip::encode::text::TextEncoder::load(&bundle, &EncoderOptions::default()).unwrap();
+    let a = encoder.embed_prompt("a photo of a cat.").unwrap().vector;
+    let b = encoder.embed_prompt("a blurry photo of a cat.").unwrap().vector;
+    let mean: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+    assert!(cosine(&labels[0].vector, &mean) > 0.99999);
 }
