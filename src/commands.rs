@@ -1,4 +1,5 @@
-//! The one-shot subcommands: `classify`, `eval`, `info`, `bench` and `tokenize`.
+//! The one-shot subcommands: `classify`, `eval`, `info`, `bench`, `tokenize`
+//! and `embed-labels`.
 //!
 //! Each takes its parsed arguments and a writer for its output, so that the
 //! binary stays a thin argument parser and tests can run the same code.
@@ -126,12 +127,11 @@ pub fn classify(args: &ClassifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
     if args.top == 0 || args.top > MAX_TOP_K {
         bail!("--top {} is out of range: expected 1 to {MAX_TOP_K}", args.top);
     }
-    let options = EncoderOptions { threads: args.threads, fold_constants: !args.no_fold };
-    let (bundle, matcher, mut classifier) = load_classifier(&args.model, args.labels.as_deref(), &options)?;
-
     if args.every == 0 {
         bail!("--every 0 is out of range: expected 1 (every frame) or more");
     }
+    let options = EncoderOptions { threads: args.threads, fold_constants: !args.no_fold };
+    let (bundle, matcher, mut classifier) = load_classifier(&args.model, args.labels.as_deref(), &options)?;
 
     let mut failures = 0;
     let mut inputs = 0;

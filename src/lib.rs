@@ -4,12 +4,12 @@
 //! command line and calls into it. Data flows one way through the modules:
 //! [`bundle`] (the model on disk) → [`preprocess`] (frame to tensor) →
 //! [`encode`] (tensor to embedding, with tract) → [`matcher`] (embedding to
-//! label scores). [`labels`] reads what the camera looks for, [`tokenize`] turns a
-//! prompt into CLIP's token ids, [`labelset`] finds or computes label
-//! embeddings, [`classify`]
+//! label scores). On the text side, [`labels`] reads what the camera looks
+//! for, [`tokenize`] turns a prompt into CLIP's token ids, and [`labelset`]
+//! finds or computes the label embeddings (with `encode::text`). [`classify`]
 //! strings the stages together for one frame, [`evaluate`] measures accuracy
-//! on labelled images, [`mjpeg`] splits Motion-JPEG streams into frames,
-//! and [`commands`] holds the one-shot subcommands.
+//! on labelled images, [`mjpeg`] splits Motion-JPEG streams into frames, and
+//! [`commands`] holds the one-shot subcommands.
 
 pub mod bundle;
 pub mod classify;

@@ -27,8 +27,8 @@ enum Command {
         /// Model bundle directory.
         #[arg(long, default_value = DEFAULT_MODEL)]
         model: PathBuf,
-        /// Labels file (text, each label in the bundle's labels.emb) or a .emb file.
-        /// Default: the bundle's own labels.
+        /// Labels file or a .emb file. Default: the bundle's own labels. Labels not in the
+        /// bundle's labels.emb are embedded with its text encoder and cached.
         #[arg(long)]
         labels: Option<PathBuf>,
         /// How many labels to print per image (1 to 16).
