@@ -145,7 +145,12 @@ fn a_label_set_swapped_while_frames_are_matched() {
     };
     let pixels = vec![128u8; 64 * 48 * 3];
     let mut sizes = std::collections::BTreeSet::new();
-    for _ in 0..40 {
+    // At least 40 frames, and on until both sets were seen: on a loaded
+    // machine the swapping thread may start late (bounded at 10 s).
+    let started = std::time::Instant::now();
+    let mut frames = 0;
+    while (frames < 40 || sizes.len() < 2) && started.elapsed() < std::time::Duration::from_secs(10) {
+        frames += 1;
         classifier.follow(&set);
         let n = classifier.matcher().names().len();
         let scores = classifier.classify(RgbFrame::new(64, 48, &pixels).unwrap(), 2).unwrap();
