@@ -16,6 +16,10 @@ const DEFAULT_MODEL: &str = "models/tiny-shapes";
 #[derive(Parser)]
 #[command(name = "edgeclip", version, about = "Zero-shot CLIP detections from a camera, published over MQTT")]
 struct Cli {
+    /// Where label embeddings computed on this machine are cached (default:
+    /// $EDGECLIP_CACHE_DIR, else $XDG_CACHE_HOME/edgeclip, else ~/.cache/edgeclip).
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -124,6 +128,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Some(dir) = &cli.cache_dir {
+        // One source of truth for the cache location (labelset::default_cache_dir);
+        // set before any thread starts.
+        std::env::set_var("EDGECLIP_CACHE_DIR", dir);
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {

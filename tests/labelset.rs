@@ -182,3 +182,32 @@ fn templates_give_prompts_to_labels_written_without_them() {
     let mean: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
     assert!(cosine(&labels[0].vector, &mean) > 0.99999);
 }
+
+#[test]
+fn classify_embeds_new_labels_into_the_cache_dir_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = write(dir.path(), "l.txt", "a purple giraffe\nperson\n");
+    let cache = dir.path().join("cache");
+    let image = crate::util::data_dir().join("images/landscape-640x480.png");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_edgeclip"))
+            .args(["classify", "--json", "--top", "1", "--cache-dir"])
+            .arg(&cache)
+            .arg("--labels")
+            .arg(&labels)
+            .arg("--model")
+            .arg(bundle_dir("tiny-text"))
+            .arg(&image)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let cached: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(cached.len(), 1);
+    assert!(cached[0].file_name().unwrap().to_string_lossy().starts_with("labels-"));
+    let modified = std::fs::metadata(&cached[0]).unwrap().modified().unwrap();
+    let second = run();
+    assert_eq!(second.stdout, first.stdout);
+    assert_eq!(std::fs::metadata(&cached[0]).unwrap().modified().unwrap(), modified, "read, not rewritten");
+}
