@@ -236,26 +236,30 @@ def _place(rng, objs):
     return placed
 
 
+def paste_shape(img, rgb, shape, cx, cy, r, rot):
+    """Paints one shape of radius r centred at (cx, cy), antialiased: drawn at 2x on a mask, which is
+    then scaled down and used to paste a flat patch of colour `rgb`."""
+    S2 = 2
+    box = int(math.ceil(r * 1.1)) + 2
+    x0, y0 = int(cx) - box, int(cy) - box
+    w = 2 * box
+    m = Image.new("L", (w * S2, w * S2), 0)
+    md = ImageDraw.Draw(m)
+    lx, ly = (cx - x0) * S2, (cy - y0) * S2
+    if shape == "circle":
+        md.ellipse([lx - r * S2, ly - r * S2, lx + r * S2, ly + r * S2], fill=255)
+    else:
+        md.polygon(shape_polygon(shape, lx, ly, r * S2, rot), fill=255)
+    img.paste(Image.new("RGB", (w, w), rgb), (x0, y0), m.resize((w, w), Image.BILINEAR))
+
+
 def draw_objects(rng, arr, placed):
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-    # draw each shape at 2x on a mask for antialiasing
     for c, s, sw, r, cx, cy in placed:
         col = jitter_colour(rng, c)
-        S2 = 2
-        box = int(math.ceil(r * 1.1)) + 2
-        x0, y0 = int(cx) - box, int(cy) - box
-        w = 2 * box
-        m = Image.new("L", (w * S2, w * S2), 0)
-        md = ImageDraw.Draw(m)
-        lx, ly = (cx - x0) * S2, (cy - y0) * S2
-        if s == "circle":
-            md.ellipse([lx - r * S2, ly - r * S2, lx + r * S2, ly + r * S2], fill=255)
-        else:
-            rot = rng.uniform(-MAX_ROT[s], MAX_ROT[s])
-            md.polygon(shape_polygon(s, lx, ly, r * S2, rot), fill=255)
-        m = m.resize((w, w), Image.BILINEAR)
-        patch = Image.new("RGB", (w, w), col)
-        img.paste(patch, (x0, y0), m)
+        # a circle draws no rotation, so that the random stream stays as it always was
+        rot = 0.0 if s == "circle" else rng.uniform(-MAX_ROT[s], MAX_ROT[s])
+        paste_shape(img, col, s, cx, cy, r, rot)
     return img
 
 
@@ -486,17 +490,8 @@ def render_demo_clip(out_mjpeg: Path, out_truth: Path, seed: int = 7):
                 if n not in t["pos"]:
                     continue
                 cx, cy = t["pos"][n]
-                S2, r = 2, CLIP_RADIUS
-                box = int(math.ceil(r * 1.1)) + 2
-                x0, y0, w = int(cx) - box, int(cy) - box, 2 * box
-                m = Image.new("L", (w * S2, w * S2), 0)
-                md = ImageDraw.Draw(m)
-                lx, ly = (cx - x0) * S2, (cy - y0) * S2
-                if t["shape"] == "circle":
-                    md.ellipse([lx - r * S2, ly - r * S2, lx + r * S2, ly + r * S2], fill=255)
-                else:
-                    md.polygon(shape_polygon(t["shape"], lx, ly, r * S2, t["rot"]), fill=255)
-                img.paste(Image.new("RGB", (w, w), t["rgb"]), (x0, y0), m.resize((w, w), Image.BILINEAR))
+                r = CLIP_RADIUS
+                paste_shape(img, t["rgb"], t["shape"], cx, cy, r, t["rot"])
                 if CLIP_VIEW[0] <= cx - r and cx + r <= CLIP_VIEW[1]:
                     visible.append(t["label"])
                 elif CLIP_VIEW[0] < cx + r and cx - r < CLIP_VIEW[1]:
