@@ -567,16 +567,12 @@ pub fn embed_labels(
     let wanted = read_labels(labels)?;
     let loaded = started.elapsed();
     let mut embedded = Vec::with_capacity(wanted.len());
-    let mut truncated = Vec::new();
+    let mut warnings = Vec::new();
     for label in &wanted {
-        embedded.push(encoder.embed_label(label, &mut |l, p| truncated.push((l.line, l.name.clone(), p.to_string())))?);
+        embedded.push(encoder.embed_label(label, &mut |l, p| warnings.push(l.truncation_warning(labels, p)))?);
     }
-    for (line, name, prompt) in &truncated {
-        writeln!(
-            err,
-            "warning: {}:{line}: a prompt of label '{name}' is longer than the text encoder's context; only its start counts: {prompt:?}",
-            labels.display()
-        )?;
+    for warning in &warnings {
+        writeln!(err, "warning: {warning}")?;
     }
     let output = output.map(Path::to_path_buf).unwrap_or_else(|| labels.with_extension("emb"));
     let emb = LabelEmbeddings { dim: bundle.embedding_dim, text_encoder_sha256: encoder.sha256, labels: embedded };

@@ -60,6 +60,17 @@ pub struct Label {
 }
 
 impl Label {
+    /// The warning for a prompt of this label that is longer than the text
+    /// encoder's context (`path` is the labels file it came from).
+    pub fn truncation_warning(&self, path: &Path, prompt: &str) -> String {
+        format!(
+            "{}:{}: a prompt of label '{}' is longer than the text encoder's context; only its start counts: {prompt:?}",
+            path.display(),
+            self.line,
+            self.name
+        )
+    }
+
     /// Replaces the prompt of a label written without prompts by one per
     /// template (`{}` is the name): "cat" with "a photo of a {}." becomes
     /// "a photo of a cat.".
@@ -282,19 +293,24 @@ impl LabelEmbeddings {
         labels
             .iter()
             .map(|label| {
-                let found = self.labels.iter().find(|e| e.name == label.name);
-                match found {
-                    Some(e) if e.prompts == label.prompts => Ok(e.clone()),
-                    other => Err(LabelsError::NotEmbedded {
-                        file: labels_path.to_path_buf(),
-                        line: label.line,
-                        label: label.name.clone(),
-                        embeddings: emb_path.to_path_buf(),
-                        why: if other.is_some() { " for its current prompts".into() } else { String::new() },
-                    }),
-                }
+                self.find(label).cloned().ok_or_else(|| LabelsError::NotEmbedded {
+                    file: labels_path.to_path_buf(),
+                    line: label.line,
+                    label: label.name.clone(),
+                    embeddings: emb_path.to_path_buf(),
+                    why: if self.labels.iter().any(|e| e.name == label.name) {
+                        " for its current prompts".into()
+                    } else {
+                        String::new()
+                    },
+                })
             })
             .collect()
+    }
+
+    /// The vector made from exactly this label's name and prompts, if any.
+    pub fn find(&self, label: &Label) -> Option<&EmbeddedLabel> {
+        self.labels.iter().find(|e| e.name == label.name && e.prompts == label.prompts)
     }
 }
 

@@ -111,13 +111,8 @@ pub fn load_labels(
             None
         }
     };
-    let from_bundle = |label: &Label| {
-        bundle_emb
-            .as_ref()
-            .and_then(|emb| emb.labels.iter().find(|e| e.name == label.name && e.prompts == label.prompts))
-    };
-    if wanted.iter().all(|l| from_bundle(l).is_some()) {
-        let found: Vec<EmbeddedLabel> = wanted.iter().filter_map(|l| from_bundle(l).cloned()).collect();
+    let from_bundle = |label: &Label| bundle_emb.as_ref().and_then(|emb| emb.find(label));
+    if let Some(found) = wanted.iter().map(|l| from_bundle(l).cloned()).collect::<Option<Vec<EmbeddedLabel>>>() {
         return Ok((found, LoadReport { from_bundle: wanted.len(), ..Default::default() }));
     }
     let Some(text_sha) = text_sha.clone() else {
@@ -152,14 +147,8 @@ pub fn load_labels(
             found.push(e.clone());
             continue;
         }
-        let mut warn_truncated = |l: &Label, prompt: &str| {
-            tracing::warn!(
-                "{}:{}: a prompt of label '{}' is longer than the text encoder's context; only its start counts: {prompt:?}",
-                labels_path.display(),
-                l.line,
-                l.name
-            )
-        };
+        let mut warn_truncated =
+            |l: &Label, prompt: &str| tracing::warn!("{}", l.truncation_warning(labels_path, prompt));
         found.push(encoder.embed_label(label, &mut warn_truncated)?);
         report.embedded += 1;
     }

@@ -75,9 +75,8 @@ impl TextEncoder {
         let tokens = self.tokenizer.tokenize(prompt, self.context);
         let input =
             Tensor::from_shape(&[1, self.context], &tokens.ids).map_err(|e| EncodeError::Run(format!("{e:#}")))?;
-        let plan = self.plan.clone();
         let outputs = tract_linalg::multithread::multithread_tract_scope(self.executor.clone(), || {
-            plan.run(tvec![input.into_tvalue()])
+            self.plan.run(tvec![input.into_tvalue()])
         })
         .map_err(|e| EncodeError::Run(format!("{e:#}")))?;
         let out = outputs[0]
