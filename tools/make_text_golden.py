@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -71,7 +72,6 @@ def main(argv=None) -> int:
         print(f"[make_text_golden] {bundle}: {len(rows)} prompts, {text['precision']}", file=sys.stderr)
     text = json.dumps(out, indent=1, ensure_ascii=False)
     # one embedding per line keeps the file readable and diffable
-    import re
     text = re.sub(r"\[\n\s+(-?[0-9][^\[\]]*?)\n\s+\]", lambda m: "[" + re.sub(r"\s*\n\s*", " ", m.group(1)) + "]", text)
     args.out.write_text(text + "\n", encoding="utf-8")
     print(f"[make_text_golden] wrote {args.out}", file=sys.stderr)
