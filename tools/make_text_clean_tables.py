@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Generates src/tokenize/tables.rs: the character tables with which src/tokenize/clean.rs
-reproduces the text cleaning of OpenAI CLIP's tokenizer (open_clip's SimpleTokenizer) exactly.
+reproduces the text cleaning of OpenAI CLIP's tokenizer (open_clip's SimpleTokenizer) exactly, and
+with which src/tokenize/bpe.rs splits words as its regex does; and src/tokenize/clip_merges.txt,
+the part of OpenAI's BPE vocabulary that CLIP uses.
 
 That cleaning is `whitespace_clean(basic_clean(text)).lower()`, where basic_clean is
 `ftfy.fix_text`, then `html.unescape` twice, then `strip()`. Every table below is read from the
 very Python objects that do it (ftfy's own tables, the `html` module's, and Python's `str` methods
 run over every code point), so the Rust side follows the same Unicode data instead of a guess.
 
-  tools/.venv/bin/python tools/make_text_clean_tables.py [--out src/tokenize/tables.rs] [--check]
+  tools/.venv/bin/python tools/make_text_clean_tables.py [--out src/tokenize/tables.rs]
+      [--merges src/tokenize/clip_merges.txt] [--check]
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import sys
 from pathlib import Path
 
 import ftfy
+import regex
 from ftfy import chardata
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,19 +152,75 @@ def generate() -> str:
                              ranges(ignorable)))
     parts.append(emit_ranges("PY_CASED", "Cased characters that are not case-ignorable, as Python's final-sigma rule sees them.",
                              ranges(cased_not_ignorable)))
+    parts.extend(word_split_tables())
     return "\n\n".join(parts) + "\n"
+
+
+# open_clip's SimpleTokenizer splits the cleaned text into words with this pattern, compiled by
+# the `regex` module with IGNORECASE: the special tokens, English contractions, runs of letters,
+# single digits, runs of anything else but whitespace.
+WORD_PATTERN_SPECIALS = ["<start_of_text>", "<end_of_text>"]
+WORD_PATTERN_CONTRACTIONS = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d"]
+
+
+def word_split_tables() -> list[str]:
+    """The word splitter's character classes and literal characters, as the reference's own regex
+    engine matches them under IGNORECASE (which, for one, matches no class at U+0345 and the long
+    s wherever an 's' is written)."""
+    parts = []
+    for name, cls, doc in [
+        ("WORD_LETTERS", r"[\p{L}]", "letters"),
+        ("WORD_DIGITS", r"[\p{N}]", "digits (each its own word)"),
+        ("WORD_SYMBOLS", r"[^\s\p{L}\p{N}]", "neither whitespace, letter nor digit"),
+    ]:
+        pat = regex.compile(cls, regex.IGNORECASE)
+        parts.append(emit_ranges(
+            name, f"Characters the word pattern's `{cls}` matches under IGNORECASE: {doc}.",
+            ranges([cp for cp in scalar_values() if pat.fullmatch(chr(cp))])))
+    literal = sorted(set("".join(WORD_PATTERN_SPECIALS + WORD_PATTERN_CONTRACTIONS)))
+    variants = []
+    for ch in literal:
+        pat = regex.compile(regex.escape(ch), regex.IGNORECASE)
+        others = "".join(chr(cp) for cp in scalar_values() if chr(cp) != ch and pat.fullmatch(chr(cp)))
+        if others:
+            variants.append((ord(ch), others))
+    parts.append(emit_pairs(
+        "WORD_LITERAL_VARIANTS",
+        "The other characters that each letter of the special tokens and contractions matches under "
+        "IGNORECASE.", [(rs_char(k), v) for k, v in variants], "char"))
+    return parts
+
+
+def write_merges(out: Path, check: bool) -> bool:
+    """src/tokenize/clip_merges.txt: the header and the 48,894 merges of OpenAI's vocabulary
+    (open_clip's bpe_simple_vocab_16e6.txt.gz) that CLIP uses, `merges[1:49152-256-2+1]`; the
+    remaining 213,250 lines of that file are never read by CLIP."""
+    import gzip
+    import open_clip.tokenizer as oct
+
+    lines = gzip.open(oct.default_bpe()).read().decode("utf-8").split("\n")
+    text = "\n".join(lines[: 49152 - 256 - 2 + 1]) + "\n"
+    if check:
+        same = out.exists() and out.read_text(encoding="utf-8") == text
+        print(f"{out}: {'up to date' if same else 'DIFFERS'}")
+        return same
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out} ({len(text):,} bytes)")
+    return True
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "src/tokenize/tables.rs")
     ap.add_argument("--check", action="store_true", help="fail if --out differs from what would be written")
+    ap.add_argument("--merges", type=Path, default=REPO / "src/tokenize/clip_merges.txt")
     args = ap.parse_args(argv)
     text = generate()
+    merges_ok = write_merges(args.merges, args.check)
     if args.check:
         same = args.out.exists() and args.out.read_text(encoding="utf-8") == text
         print(f"{args.out}: {'up to date' if same else 'DIFFERS'}")
-        return 0 if same else 1
+        return 0 if same and merges_ok else 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(f"wrote {args.out} ({len(text):,} bytes)")

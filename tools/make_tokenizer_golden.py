@@ -113,6 +113,10 @@ def hand_written() -> dict[str, list[str]]:
         "“quoted”", "‘single’", "„German“", "«French»", "don\u02bct", "it\u02bcs", "don`t", "don´t",
         "isn't it's", "the dog's bowl", "the dogs' bowls", "'sup", "s'il vous plaît", "l'été",
         "it'ſ", "dON'T", "I'D", "''s", "'re'", "rock ' n ' roll",
+        # The word pattern is case-insensitive: a long s is an 's' after an apostrophe, and U+0345
+        # (which folds to a letter) matches none of its classes.
+        "'ſ", "'ſt", "'ſ'ſ", "it'ſ ſo", "ſ", "'Ｓ", "a\u0345b", "\u0345", "!\u0345!", "'\u0345s",
+        "ι\u0345ι", "x\u1fbex", "'K'k",
     ]
     accents = [
         "café", "crème brûlée", "naïve façade", "Über Straße", "STRASSE", "ẞ", "señor niño", "Łódź",

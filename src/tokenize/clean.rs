@@ -208,7 +208,8 @@ fn lookup<'t>(table: &'t [(&str, &str)], key: &str) -> Option<&'t str> {
     table.binary_search_by(|(k, _)| (*k).cmp(key)).ok().map(|i| table[i].1)
 }
 
-fn in_ranges(ranges: &[(char, char)], c: char) -> bool {
+/// Whether `c` is in one of the sorted, inclusive `ranges`.
+pub(super) fn in_ranges(ranges: &[(char, char)], c: char) -> bool {
     match ranges.binary_search_by(|&(lo, _)| lo.cmp(&c)) {
         Ok(_) => true,
         Err(0) => false,

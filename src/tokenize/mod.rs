@@ -2,17 +2,18 @@
 //!
 //! A prompt is cleaned (`clean`: ftfy, HTML references, whitespace,
 //! lower case, as the Python tokenizer does), split into words and merged
-//! with CLIP's byte-pair encoding (`instant-clip-tokenizer`, which carries
-//! OpenAI's vocabulary), then framed for the text encoder: the start token,
+//! with CLIP's byte-pair encoding over OpenAI's vocabulary (`bpe`), then
+//! framed for the text encoder: the start token,
 //! the words' tokens, the end token, cut to the context length with the end
 //! token kept last, padded with zeros. `edgeclip tokenize` prints the result
 //! for people debugging a prompt.
 
+pub mod bpe;
 pub mod clean;
 #[rustfmt::skip]
 mod tables;
 
-use instant_clip_tokenizer::{Token, Tokenizer};
+use bpe::Bpe;
 
 /// Tokens a CLIP text encoder reads, start and end tokens included.
 pub const CONTEXT_LENGTH: usize = 77;
@@ -34,7 +35,7 @@ pub struct Tokenized {
 
 /// The CLIP BPE tokenizer with CLIP's text cleaning.
 pub struct ClipTokenizer {
-    bpe: Tokenizer,
+    bpe: &'static Bpe,
 }
 
 impl Default for ClipTokenizer {
@@ -44,16 +45,16 @@ impl Default for ClipTokenizer {
 }
 
 impl ClipTokenizer {
-    /// Builds the merge tables from the bundled vocabulary (a few ms).
+    /// The first one in a process builds the merge tables (about 10 ms).
     pub fn new() -> ClipTokenizer {
-        ClipTokenizer { bpe: Tokenizer::new() }
+        ClipTokenizer { bpe: Bpe::shared() }
     }
 
     /// The prompt's tokens without start and end tokens, untruncated.
     pub fn encode(&self, text: &str) -> Vec<u16> {
-        let mut tokens: Vec<Token> = Vec::new();
+        let mut tokens = Vec::new();
         self.bpe.encode(&clean::clean(text), &mut tokens);
-        tokens.into_iter().map(Token::to_u16).collect()
+        tokens
     }
 
     /// The prompt framed for a text encoder with `context` positions
