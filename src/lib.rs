@@ -2,7 +2,8 @@
 //!
 //! The library holds every stage; the `edgeclip` binary only parses its
 //! command line and calls into it. Data flows one way through the modules:
-//! [`bundle`] (the model on disk) → [`preprocess`] (frame to tensor) →
+//! [`capture`] (camera or recording to RGB frames), [`bundle`] (the model on
+//! disk) → [`preprocess`] (frame to tensor) →
 //! [`encode`] (tensor to embedding, with tract) → [`matcher`] (embedding to
 //! label scores). On the text side, [`labels`] reads what the camera looks
 //! for, [`tokenize`] turns a prompt into CLIP's token ids, and [`labelset`]
@@ -12,6 +13,7 @@
 //! [`commands`] holds the one-shot subcommands.
 
 pub mod bundle;
+pub mod capture;
 pub mod classify;
 pub mod commands;
 pub mod encode;

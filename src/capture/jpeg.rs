@@ -1,0 +1,1 @@
+//! JPEG decoding for MJPEG frames (PLACEHOLDER; see `convert`).

@@ -1,0 +1,1 @@
+//! motion source (PLACEHOLDER).
