@@ -1,5 +1,5 @@
-//! The one-shot subcommands: `classify`, `eval`, `info`, `bench`, `tokenize`
-//! and `embed-labels`.
+//! The one-shot subcommands: `classify`, `eval`, `info`, `bench`, `tokenize`,
+//! `embed-labels` and `capture`.
 //!
 //! Each takes its parsed arguments and a writer for its output, so that the
 //! binary stays a thin argument parser and tests can run the same code.
@@ -587,6 +587,96 @@ pub fn embed_labels(
         ms(started.elapsed()),
         ms(loaded),
         ms(started.elapsed() - loaded)
+    )?;
+    Ok(())
+}
+
+/// `edgeclip capture`'s arguments.
+pub struct CaptureArgs {
+    pub source: crate::capture::SourceSpec,
+    pub frames: u64,
+    pub out_dir: PathBuf,
+    /// Write every frame as the RGB image edgeclip converts it to (PNG),
+    /// instead of a camera's JPEG as it came.
+    pub rgb: bool,
+}
+
+/// Errors in a row (timeouts, a camera gone) after which `capture` gives up:
+/// with the exec source's 10 s timeout that is about a minute of nothing.
+const CAPTURE_MAX_ERRORS_IN_ROW: u32 = 6;
+
+/// `edgeclip capture`: writes frames from any source as image files, one
+/// line per frame, for checking a camera. A frame that does not decode is
+/// reported and skipped, as the daemon would.
+pub fn capture(args: &CaptureArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    use crate::capture::convert::{Converter, RgbImage};
+    use crate::capture::{CaptureErrorKind, PixelFormat};
+
+    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("cannot create '{}'", args.out_dir.display()))?;
+    let mut source = args.source.open()?;
+    writeln!(out, "capturing {} frames from {}", args.frames, source.describe())?;
+    let mut converter = Converter::new(None);
+    let mut rgb = RgbImage::new();
+    let (mut written, mut skipped, mut errors_in_row) = (0u64, 0u64, 0u32);
+    let started = Instant::now();
+    while written < args.frames {
+        let frame = match source.next_frame() {
+            Ok(frame) => frame,
+            Err(e) => match e.kind {
+                CaptureErrorKind::Corrupt => {
+                    skipped += 1;
+                    writeln!(out, "skipped: {e}")?;
+                    continue;
+                }
+                CaptureErrorKind::Ended => {
+                    writeln!(out, "{e}")?;
+                    break;
+                }
+                CaptureErrorKind::Busy | CaptureErrorKind::Disconnected | CaptureErrorKind::Timeout => {
+                    errors_in_row += 1;
+                    writeln!(out, "waiting: {e}")?;
+                    if errors_in_row >= CAPTURE_MAX_ERRORS_IN_ROW {
+                        bail!("gave up after {errors_in_row} errors in a row from {}: {e}", source.describe());
+                    }
+                    continue;
+                }
+                CaptureErrorKind::Other => return Err(anyhow::Error::new(e)),
+            },
+        };
+        errors_in_row = 0;
+        let (sequence, format, bytes) = (frame.sequence, frame.format, frame.data.len());
+        if let Err(e) = converter.convert(&frame, &mut rgb) {
+            skipped += 1;
+            writeln!(out, "skipped frame {sequence}: {e}")?;
+            continue;
+        }
+        let name = format!("frame-{written:06}");
+        let path = if format == PixelFormat::Mjpeg && !args.rgb {
+            let path = args.out_dir.join(format!("{name}.jpg"));
+            std::fs::write(&path, frame.data).with_context(|| format!("cannot write '{}'", path.display()))?;
+            path
+        } else {
+            let path = args.out_dir.join(format!("{name}.png"));
+            image::save_buffer(&path, &rgb.data, rgb.width, rgb.height, image::ExtendedColorType::Rgb8)
+                .with_context(|| format!("cannot write '{}'", path.display()))?;
+            path
+        };
+        writeln!(
+            out,
+            "frame {sequence}: {format} {}x{}, {bytes} bytes, at {:.3} s -> {}",
+            rgb.width,
+            rgb.height,
+            started.elapsed().as_secs_f64(),
+            path.display()
+        )?;
+        written += 1;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    writeln!(
+        out,
+        "wrote {written} frames to {} in {seconds:.2} s ({:.1} frames/s); {skipped} skipped as corrupt",
+        args.out_dir.display(),
+        written as f64 / seconds.max(1e-9)
     )?;
     Ok(())
 }

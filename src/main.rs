@@ -111,6 +111,22 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
+    /// Write frames from a camera or a recording as image files, for checking a source.
+    Capture {
+        /// v4l2:/dev/video0[?format=MJPG,YUYV&size=1280x720&fps=15], exec:COMMAND,
+        /// file:PATH[?fps=10&loop], or a path to a device, MJPEG file or image folder.
+        #[arg(long, value_name = "SPEC")]
+        source: edgeclip::capture::SourceSpec,
+        /// How many frames to write.
+        #[arg(long, default_value_t = 10)]
+        frames: u64,
+        /// Folder to write frame-NNNNNN.jpg (a camera's JPEG as it came) or .png files to.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Write every frame as the RGB image edgeclip converts it to (PNG).
+        #[arg(long)]
+        rgb: bool,
+    },
     /// Print the CLIP token ids of each text, as the text encoder reads them.
     Tokenize {
         /// One JSON object per text (with the cleaned text and the padded ids).
@@ -153,6 +169,9 @@ fn main() -> ExitCode {
             commands::embed_labels(&model, &labels, output.as_deref(), threads, &mut out, &mut std::io::stderr())
         }
         Command::Tokenize { json, texts } => commands::tokenize(&texts, json, &mut out),
+        Command::Capture { source, frames, out: out_dir, rgb } => {
+            commands::capture(&commands::CaptureArgs { source, frames, out_dir, rgb }, &mut out)
+        }
     };
     let _ = out.flush();
     match result {

@@ -8,6 +8,7 @@
 mod util;
 
 mod bundle_errors;
+mod capture;
 mod cli;
 mod demo_model;
 mod encoder;

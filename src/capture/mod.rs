@@ -16,6 +16,7 @@ pub mod exec;
 pub mod file;
 pub mod jpeg;
 pub mod motion;
+pub mod slot;
 pub mod spec;
 pub mod v4l2;
 

@@ -19,8 +19,8 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::tables::{WORD_DIGITS, WORD_LETTERS, WORD_LITERAL_VARIANTS, WORD_SYMBOLS};
 use super::clean::in_ranges;
+use super::tables::{WORD_DIGITS, WORD_LETTERS, WORD_LITERAL_VARIANTS, WORD_SYMBOLS};
 use super::{END_OF_TEXT, START_OF_TEXT};
 
 /// The merges CLIP uses, with the vocabulary file's header line first;
