@@ -5,7 +5,7 @@
 //! [`capture`] (camera or recording to RGB frames), [`bundle`] (the model on
 //! disk) → [`preprocess`] (frame to tensor) →
 //! [`encode`] (tensor to embedding, with tract) → [`matcher`] (embedding to
-//! label scores). On the text side, [`labels`] reads what the camera looks
+//! label scores) → [`detect`] (scores to events). On the text side, [`labels`] reads what the camera looks
 //! for, [`tokenize`] turns a prompt into CLIP's token ids, and [`labelset`]
 //! finds or computes the label embeddings (with `encode::text`). [`classify`]
 //! strings the stages together for one frame, [`evaluate`] measures accuracy
@@ -16,6 +16,7 @@ pub mod bundle;
 pub mod capture;
 pub mod classify;
 pub mod commands;
+pub mod detect;
 pub mod encode;
 pub mod evaluate;
 pub mod labels;
