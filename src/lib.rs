@@ -2,15 +2,16 @@
 //!
 //! The library holds every stage; the `edgeclip` binary only parses its
 //! command line and calls into it. Data flows one way through the modules:
-//! [`capture`] (camera or recording to RGB frames), [`bundle`] (the model on
-//! disk) → [`preprocess`] (frame to tensor) →
-//! [`encode`] (tensor to embedding, with tract) → [`matcher`] (embedding to
-//! label scores) → [`detect`] (scores to events). On the text side, [`labels`] reads what the camera looks
-//! for, [`tokenize`] turns a prompt into CLIP's token ids, and [`labelset`]
-//! finds or computes the label embeddings (with `encode::text`). [`classify`]
-//! strings the stages together for one frame, [`evaluate`] measures accuracy
-//! on labelled images, [`mjpeg`] splits Motion-JPEG streams into frames, and
-//! [`commands`] holds the one-shot subcommands.
+//! [`capture`] (camera or recording to RGB frames) → [`preprocess`] (frame
+//! to tensor) → [`encode`] (tensor to embedding, with tract, from the model
+//! on disk, [`bundle`]) → [`matcher`] (embedding to label scores) →
+//! [`detect`] (scores to events). On the text side, [`labels`] reads what
+//! the camera looks for, [`tokenize`] turns a prompt into CLIP's token ids,
+//! and [`labelset`] finds or computes the label embeddings (with
+//! `encode::text`). [`classify`] strings the stages together for one frame,
+//! [`evaluate`] measures accuracy on labelled images, [`mjpeg`] splits
+//! Motion-JPEG streams into frames, and [`commands`] holds the one-shot
+//! subcommands.
 
 pub mod bundle;
 pub mod capture;
