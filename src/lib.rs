@@ -17,6 +17,7 @@ pub mod bundle;
 pub mod capture;
 pub mod classify;
 pub mod commands;
+pub mod config;
 pub mod detect;
 pub mod encode;
 pub mod evaluate;

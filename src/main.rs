@@ -127,6 +127,13 @@ enum Command {
         #[arg(long)]
         rgb: bool,
     },
+    /// Check a configuration file: every mistake is reported with its file, line and key.
+    CheckConfig {
+        /// The configuration file (TOML).
+        file: PathBuf,
+    },
+    /// Print the documented default configuration (boards/edgeclip.toml).
+    PrintConfig,
     /// Print the CLIP token ids of each text, as the text encoder reads them.
     Tokenize {
         /// One JSON object per text (with the cleaned text and the padded ids).
@@ -169,6 +176,8 @@ fn main() -> ExitCode {
             commands::embed_labels(&model, &labels, output.as_deref(), threads, &mut out, &mut std::io::stderr())
         }
         Command::Tokenize { json, texts } => commands::tokenize(&texts, json, &mut out),
+        Command::CheckConfig { file } => commands::check_config(&file, &mut out),
+        Command::PrintConfig => out.write_all(edgeclip::config::DEFAULT_CONFIG.as_bytes()).map_err(Into::into),
         Command::Capture { source, frames, out: out_dir, rgb } => {
             commands::capture(&commands::CaptureArgs { source, frames, out_dir, rgb }, &mut out)
         }

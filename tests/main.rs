@@ -10,6 +10,7 @@ mod util;
 mod bundle_errors;
 mod capture;
 mod cli;
+mod config;
 mod demo_model;
 mod encoder;
 mod eval;

@@ -153,6 +153,49 @@ fn parse_format(code: &str) -> Option<PixelFormat> {
     PixelFormat::from_fourcc(bytes)
 }
 
+impl std::fmt::Display for SourceSpec {
+    /// The one-line form, with the settings that differ from the defaults.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceSpec::Exec(o) => write!(f, "exec:{}", o.command),
+            SourceSpec::File(o) => {
+                write!(f, "file:{}", o.path.display())?;
+                let mut settings = Vec::new();
+                if let Some(fps) = o.fps {
+                    settings.push(format!("fps={fps}"));
+                }
+                if o.looping {
+                    settings.push("loop".into());
+                }
+                if !settings.is_empty() {
+                    write!(f, "?{}", settings.join("&"))?;
+                }
+                Ok(())
+            }
+            SourceSpec::V4l2(o) => {
+                write!(f, "v4l2:{}", o.device)?;
+                let mut settings = Vec::new();
+                if o.formats != V4l2Options::new("").formats {
+                    settings.push(format!(
+                        "format={}",
+                        o.formats.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+                    ));
+                }
+                if let (Some(w), Some(h)) = (o.width, o.height) {
+                    settings.push(format!("size={w}x{h}"));
+                }
+                if let Some(fps) = o.fps {
+                    settings.push(format!("fps={fps}"));
+                }
+                if !settings.is_empty() {
+                    write!(f, "?{}", settings.join("&"))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 impl SourceSpec {
     /// Opens the source (a command starts, a device opens, on the first frame
     /// for `exec` and as the V4L2 source decides).
@@ -181,6 +224,13 @@ mod tests {
         assert_eq!((v.device.as_str(), v.width, v.height, v.fps), ("/dev/video2", Some(1280), Some(720), Some(15)));
         assert_eq!(v.formats, [PixelFormat::Yuyv, PixelFormat::Mjpeg]);
         assert!(matches!("/dev/video0".parse(), Ok(SourceSpec::V4l2(_))));
+        for line in [
+            "v4l2:/dev/video2?format=YUYV,MJPG&size=1280x720&fps=15",
+            "exec:rpicam-vid -o -",
+            "file:a.mjpeg?fps=2.5&loop",
+        ] {
+            assert_eq!(line.parse::<SourceSpec>().unwrap().to_string(), line);
+        }
     }
 
     #[test]

@@ -1,0 +1,144 @@
+//! The daemon's configuration file: the documented default parses and states
+//! the built-in defaults, every kind of mistake has its own file in
+//! `tests/data/invalid-configs/` whose last line is the exact message a user
+//! sees (`FILE` and `DIR` stand for its path and folder), and values land
+//! where the daemon reads them.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use edgeclip::capture::SourceSpec;
+use edgeclip::config::{Broker, Config, DEFAULT_CONFIG};
+
+use crate::util::data_dir;
+
+#[test]
+fn every_invalid_config_gives_its_message() {
+    let dir = data_dir().join("invalid-configs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expected = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} has no '# expect: ' line", path.display()))
+            .replace("FILE", &path.display().to_string())
+            .replace("DIR", &dir.display().to_string());
+        let error = Config::parse(&path, &text).expect_err(&path.display().to_string());
+        assert_eq!(error.to_string(), expected, "{}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 25, "only {checked} invalid configs");
+}
+
+/// The smallest useful configuration: one camera, everything else default.
+const MINIMAL: &str = r#"
+[cameras.front]
+source = "v4l2:/dev/video0"
+labels = "/etc/edgeclip/labels.txt"
+"#;
+
+#[test]
+fn the_documented_default_states_the_built_in_defaults() {
+    let path = Path::new("/etc/edgeclip/edgeclip.toml");
+    let documented = Config::parse(path, DEFAULT_CONFIG).unwrap();
+    let built_in = Config::parse(path, MINIMAL).unwrap();
+    assert_eq!(documented, built_in);
+    assert_eq!(documented.mqtt.broker, Broker::External { host: "localhost".into(), port: 1883, tls: false });
+    assert_eq!(documented.mqtt.client_id, "edgeclip-edgeclip");
+    assert_eq!(documented.cameras[0].max_fps, Some(2.0));
+    assert!(documented.cameras[0].motion.is_some());
+}
+
+#[test]
+fn values_land_where_the_daemon_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("password"), "s3cret\nignored second line\n").unwrap();
+    std::fs::write(dir.path().join("ca.crt"), "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let text = r#"
+node = "garage"
+[model]
+path = "models/tiny-shapes"
+threads = 4
+[mqtt]
+broker = "mqtts://[::1]"
+username = "edgeclip"
+password_file = "password"
+ca_file = "ca.crt"
+offline_queue = 5
+[detector]
+threshold = 0.3
+end_frames = 5
+[cameras.door]
+source = "file:clips/door.mjpeg?fps=5&loop"
+labels = "door.txt"
+max_fps = 0
+[cameras.door.motion]
+enabled = false
+[cameras.door.detector]
+threshold = 0.6
+min_duration_s = 0.5
+[cameras.yard]
+source = "exec:rpicam-vid -t 0 --codec mjpeg -o -"
+labels = "/etc/edgeclip/yard.txt"
+enabled = false
+"#;
+    let config = Config::parse(&dir.path().join("edgeclip.toml"), text).unwrap();
+    assert_eq!(config.node, "garage");
+    assert_eq!(config.model.path, dir.path().join("models/tiny-shapes"));
+    assert_eq!(config.model.threads, 4);
+    assert_eq!(config.mqtt.broker, Broker::External { host: "::1".into(), port: 8883, tls: true });
+    assert_eq!(config.mqtt.password.as_deref(), Some("s3cret"));
+    assert_eq!(config.mqtt.ca_file, Some(dir.path().join("ca.crt")));
+    assert_eq!(config.mqtt.offline_queue, 5);
+    let [door, yard] = &config.cameras[..] else { panic!("{:?}", config.cameras) };
+    assert_eq!(door.name, "door");
+    let SourceSpec::File(file) = &door.source else { panic!("{:?}", door.source) };
+    assert_eq!((file.path.clone(), file.fps, file.looping), (dir.path().join("clips/door.mjpeg"), Some(5.0), true));
+    assert_eq!(door.labels, dir.path().join("door.txt"));
+    assert_eq!((door.max_fps, door.motion), (None, None));
+    // The camera's own key, then [detector]'s, then the default.
+    assert_eq!(door.threshold, 0.6);
+    assert_eq!(door.detector.end_frames, 5);
+    assert_eq!(door.detector.start_frames, 2);
+    assert_eq!(door.detector.min_duration, Duration::from_millis(500));
+    assert_eq!(yard.threshold, 0.3);
+    assert!(!yard.enabled);
+
+    let embedded = Config::parse(
+        Path::new("/x.toml"),
+        &format!("[mqtt]\nbroker = \"embedded\"\nlisten = \"0.0.0.0:1884\"\n{MINIMAL}"),
+    )
+    .unwrap();
+    assert_eq!(embedded.mqtt.broker, Broker::Embedded { listen: "0.0.0.0:1884".parse().unwrap() });
+}
+
+#[test]
+fn print_config_and_check_config() {
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeclip")).arg("print-config").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), DEFAULT_CONFIG);
+    assert_eq!(
+        DEFAULT_CONFIG,
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/edgeclip.toml")).unwrap()
+    );
+
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/edgeclip.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeclip")).arg("check-config").arg(&good).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("  camera    front: v4l2:/dev/video0, labels /etc/edgeclip/labels.txt"), "{stdout}");
+
+    let bad = data_dir().join("invalid-configs/qos-out-of-range.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeclip")).arg("check-config").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!("error: {}:2: key 'mqtt.qos': 3 is out of range; accepted: 0 to 2", bad.display())
+    );
+}
