@@ -26,4 +26,5 @@ pub mod labelset;
 pub mod matcher;
 pub mod mjpeg;
 pub mod preprocess;
+pub mod publish;
 pub mod tokenize;
