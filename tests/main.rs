@@ -9,6 +9,7 @@ mod util;
 
 mod bundle_errors;
 mod cli;
+mod convert;
 mod demo_model;
 mod encoder;
 mod eval;
