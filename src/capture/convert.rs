@@ -107,38 +107,67 @@ fn clamp8(v: i32) -> u8 {
     (v >> 16).clamp(0, 255) as u8
 }
 
-#[inline(always)]
+/// The chroma part of BT.601 limited-range YUV to RGB, shared by the pixels
+/// a chroma sample serves: what is added to the luma term for R, G and B.
+#[derive(Clone, Copy)]
+struct Chroma(i32, i32, i32);
+
+impl Chroma {
+    #[inline(always)]
+    fn new(u: u8, v: u8) -> Chroma {
+        let (d, e) = (u as i32 - 128, v as i32 - 128);
+        Chroma(V_TO_R * e, -U_TO_G * d - V_TO_G * e, U_TO_B * d)
+    }
+
+    /// Writes the RGB of luma `y` with this chroma into `out[..3]`.
+    #[inline(always)]
+    fn put(self, y: u8, out: &mut [u8]) {
+        let c = (y as i32 - 16) * Y_GAIN + (1 << 15);
+        out[0] = clamp8(c + self.0);
+        out[1] = clamp8(c + self.1);
+        out[2] = clamp8(c + self.2);
+    }
+}
+
+#[cfg(test)]
 fn yuv_to_rgb(y: u8, u: u8, v: u8, out: &mut [u8]) {
-    let c = (y as i32 - 16) * Y_GAIN + (1 << 15);
-    let (d, e) = (u as i32 - 128, v as i32 - 128);
-    out[0] = clamp8(c + V_TO_R * e);
-    out[1] = clamp8(c - U_TO_G * d - V_TO_G * e);
-    out[2] = clamp8(c + U_TO_B * d);
+    Chroma::new(u, v).put(y, out)
 }
 
 /// One row of a raw frame: the bytes of its first plane and, for NV12, its
-/// chroma row.
+/// chroma row. Pixels go by pairs, which share their chroma; an odd width
+/// leaves one pixel for the last, half-used pair.
 fn convert_row(format: PixelFormat, row: &[u8], chroma: &[u8], width: usize, out: &mut [u8]) {
+    let out = &mut out[..width * 3];
+    let pairs = width / 2;
     match format {
         PixelFormat::Yuyv => {
-            for (x, px) in out[..width * 3].chunks_exact_mut(3).enumerate() {
-                let m = &row[(x / 2) * 4..(x / 2) * 4 + 4];
-                yuv_to_rgb(m[(x % 2) * 2], m[1], m[3], px);
+            for (m, px) in row.chunks_exact(4).zip(out.chunks_exact_mut(6)) {
+                let c = Chroma::new(m[1], m[3]);
+                c.put(m[0], &mut px[..3]);
+                c.put(m[2], &mut px[3..]);
+            }
+            if width % 2 == 1 {
+                let m = &row[pairs * 4..pairs * 4 + 4];
+                Chroma::new(m[1], m[3]).put(m[0], &mut out[pairs * 6..]);
             }
         }
         PixelFormat::Nv12 => {
-            for (x, px) in out[..width * 3].chunks_exact_mut(3).enumerate() {
-                let c = (x / 2) * 2;
-                yuv_to_rgb(row[x], chroma[c], chroma[c + 1], px);
+            for ((y, uv), px) in row.chunks_exact(2).zip(chroma.chunks_exact(2)).zip(out.chunks_exact_mut(6)) {
+                let c = Chroma::new(uv[0], uv[1]);
+                c.put(y[0], &mut px[..3]);
+                c.put(y[1], &mut px[3..]);
+            }
+            if width % 2 == 1 {
+                Chroma::new(chroma[pairs * 2], chroma[pairs * 2 + 1]).put(row[width - 1], &mut out[pairs * 6..]);
             }
         }
         PixelFormat::Grey => {
-            for (px, &y) in out[..width * 3].chunks_exact_mut(3).zip(&row[..width]) {
-                let l = clamp8((y as i32 - 16) * Y_GAIN + (1 << 15));
-                px.copy_from_slice(&[l, l, l]);
+            for (px, &y) in out.chunks_exact_mut(3).zip(&row[..width]) {
+                Chroma(0, 0, 0).put(y, px);
             }
         }
-        PixelFormat::Rgb24 => out[..width * 3].copy_from_slice(&row[..width * 3]),
+        PixelFormat::Rgb24 => out.copy_from_slice(&row[..width * 3]),
         PixelFormat::Mjpeg => unreachable!("MJPEG frames are decoded, not converted by rows"),
     }
 }
@@ -146,19 +175,30 @@ fn convert_row(format: PixelFormat, row: &[u8], chroma: &[u8], width: usize, out
 /// One output row of an f× reduction: `strip` holds f full-size rows of
 /// `width` pixels; each output pixel is the rounded mean of an f×f block.
 fn reduce_row(strip: &[u8], width: usize, f: usize, out: &mut [u8]) {
+    match f {
+        2 => reduce_row_by::<2>(strip, width, out),
+        4 => reduce_row_by::<4>(strip, width, out),
+        8 => reduce_row_by::<8>(strip, width, out),
+        _ => unreachable!("reduction factors are those of FACTORS"),
+    }
+}
+
+/// [`reduce_row`] for one factor, a constant so that the block loops unroll.
+fn reduce_row_by<const F: usize>(strip: &[u8], width: usize, out: &mut [u8]) {
     let row_bytes = width * 3;
-    let half = (f * f / 2) as u32;
+    let half = (F * F / 2) as u32;
     for (ox, px) in out.chunks_exact_mut(3).enumerate() {
         let mut sum = [0u32; 3];
-        for row in strip.chunks_exact(row_bytes).take(f) {
-            for p in row[ox * f * 3..(ox + 1) * f * 3].chunks_exact(3) {
+        for r in 0..F {
+            let start = r * row_bytes + ox * F * 3;
+            for p in strip[start..start + F * 3].chunks_exact(3) {
                 sum[0] += p[0] as u32;
                 sum[1] += p[1] as u32;
                 sum[2] += p[2] as u32;
             }
         }
         for (o, s) in px.iter_mut().zip(sum) {
-            *o = ((s + half) / (f * f) as u32) as u8;
+            *o = ((s + half) / (F * F) as u32) as u8;
         }
     }
 }
