@@ -39,6 +39,8 @@ struct Case {
     input: Vec<u8>,
     golden: (u32, u32, Vec<u8>),
     dht_stripped: bool,
+    /// JPEG chroma subsampling: "4:2:0", "4:2:2", "4:4:4" or "grey".
+    chroma: Option<String>,
 }
 
 fn frames_dir() -> std::path::PathBuf {
@@ -72,6 +74,7 @@ fn cases() -> Vec<Case> {
                 input: std::fs::read(frames_dir().join(c["input"].as_str().unwrap())).unwrap(),
                 golden: read_rgb(&frames_dir().join(c["golden"].as_str().unwrap())).unwrap(),
                 dht_stripped: c["dht_stripped"].as_bool().unwrap_or(false),
+                chroma: c["chroma"].as_str().map(str::to_string),
             }
         })
         .collect();

@@ -285,9 +285,10 @@ def main():
             print(f"{name}: box-reduced full decode vs Pillow draft() (DCT-scaled): max {d.max()}, mean {d.mean():.2f}")
         (args.out / f"{name}.jpg").write_bytes(jpeg)
         Image.fromarray(golden).save(args.out / f"{name}.png", optimize=True)
+        chroma = "grey" if mode == "L" else ["4:4:4", "4:2:2", "4:2:0"][save["subsampling"]]
         cases.append({"name": name, "format": "mjpeg", "width": w, "height": h, "stride": 0,
                       "min_side": min_side, "input": f"{name}.jpg", "golden": f"{name}.png",
-                      "dht_stripped": no_dht})
+                      "dht_stripped": no_dht, "chroma": chroma})
     manifest = {
         "tolerance": TOLERANCE,
         "generator": "tools/make_frame_golden.py",
