@@ -11,6 +11,7 @@ mod bundle_errors;
 mod capture;
 mod cli;
 mod config;
+mod convert;
 mod demo_model;
 mod encoder;
 mod eval;
