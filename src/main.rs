@@ -111,6 +111,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
+    /// List the V4L2 capture devices (cameras): stable names, driver, formats, sizes, rates.
+    Devices,
     /// Print the CLIP token ids of each text, as the text encoder reads them.
     Tokenize {
         /// One JSON object per text (with the cleaned text and the padded ids).
@@ -152,6 +154,7 @@ fn main() -> ExitCode {
         Command::EmbedLabels { model, labels, output, threads } => {
             commands::embed_labels(&model, &labels, output.as_deref(), threads, &mut out, &mut std::io::stderr())
         }
+        Command::Devices => edgeclip::capture::v4l2::list_devices(&mut out),
         Command::Tokenize { json, texts } => commands::tokenize(&texts, json, &mut out),
     };
     let _ = out.flush();
