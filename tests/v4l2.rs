@@ -277,7 +277,7 @@ fn a_stable_name_opens_the_node_it_points_at() {
     let mut src = source(&camera, V4l2Options { device: link.display().to_string(), ..options() });
     src.next_frame().unwrap();
     let node = std::fs::canonicalize(dev.path().join("video7")).unwrap();
-    assert_eq!(camera.opened(), [node.clone()]);
+    assert_eq!(camera.opened(), std::slice::from_ref(&node));
     assert_eq!(src.describe(), format!("{} ({})", link.display(), node.display()));
 }
 

@@ -316,7 +316,9 @@ impl V4l2Device for KernelDevice {
         }
         self.held = Some(buf.index);
         let monotonic = buf.flags & V4L2_BUF_FLAG_TIMESTAMP_MASK == V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC;
-        let (sec, usec) = (buf.timestamp.tv_sec as i64, buf.timestamp.tv_usec as i64);
+        // i32 on 32-bit ARM, i64 on 64-bit boards: the conversion is not useless everywhere.
+        #[allow(clippy::useless_conversion)]
+        let (sec, usec) = (i64::from(buf.timestamp.tv_sec), i64::from(buf.timestamp.tv_usec));
         let timestamp = (monotonic && sec >= 0 && (0..1_000_000).contains(&usec) && (sec, usec) != (0, 0))
             .then(|| Duration::new(sec as u64, usec as u32 * 1000));
         Ok(Dequeued {
