@@ -134,6 +134,8 @@ enum Command {
     },
     /// Print the documented default configuration (boards/edgeclip.toml).
     PrintConfig,
+    /// List the V4L2 capture devices (cameras): stable names, driver, formats, sizes, rates.
+    Devices,
     /// Print the CLIP token ids of each text, as the text encoder reads them.
     Tokenize {
         /// One JSON object per text (with the cleaned text and the padded ids).
@@ -175,6 +177,7 @@ fn main() -> ExitCode {
         Command::EmbedLabels { model, labels, output, threads } => {
             commands::embed_labels(&model, &labels, output.as_deref(), threads, &mut out, &mut std::io::stderr())
         }
+        Command::Devices => edgeclip::capture::v4l2::list_devices(&mut out),
         Command::Tokenize { json, texts } => commands::tokenize(&texts, json, &mut out),
         Command::CheckConfig { file } => commands::check_config(&file, &mut out),
         Command::PrintConfig => out.write_all(edgeclip::config::DEFAULT_CONFIG.as_bytes()).map_err(Into::into),

@@ -124,8 +124,9 @@ fn matches_golden_frames() {
         let key = format!("{}{}", c.format, if c.min_side.is_some() { " reduced" } else { "" });
         let w = worst.entry(key).or_default();
         *w = (*w).max(diff);
-        let subsampled =
-            c.format == PixelFormat::Mjpeg && c.min_side.is_none() && matches!(c.chroma.as_deref(), Some("4:2:0" | "4:2:2"));
+        let subsampled = c.format == PixelFormat::Mjpeg
+            && c.min_side.is_none()
+            && matches!(c.chroma.as_deref(), Some("4:2:0" | "4:2:2"));
         let tolerance = if subsampled { SUBSAMPLED_JPEG_TOLERANCE } else { TOLERANCE };
         if diff > tolerance {
             failures.push(format!("{}: max diff {diff}", c.name));

@@ -22,3 +22,4 @@ mod matcher;
 mod preprocess;
 mod text_encoder;
 mod tokenize;
+mod v4l2;

@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the suite needs. Installed only when missing, so a second
 # run costs nothing; as root (CI, a fresh board image) or through sudo.
-APT_PACKAGES=()
+# libclang-dev: bindgen (v4l2-sys-mit, under the v4l crate) parses the kernel's
+# <linux/videodev2.h> at build time.
+APT_PACKAGES=(libclang-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

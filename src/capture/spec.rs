@@ -84,7 +84,7 @@ impl FromStr for SourceSpec {
                 if device.is_empty() {
                     return Err(error("'v4l2:' needs a device path".into()));
                 }
-                let mut options = V4l2Options::new(device);
+                let mut options = V4l2Options { device: device.to_string(), ..V4l2Options::default() };
                 for (key, value) in settings {
                     let value = value.unwrap_or("");
                     match key {
@@ -175,7 +175,7 @@ impl std::fmt::Display for SourceSpec {
             SourceSpec::V4l2(o) => {
                 write!(f, "v4l2:{}", o.device)?;
                 let mut settings = Vec::new();
-                if o.formats != V4l2Options::new("").formats {
+                if o.formats != super::v4l2::DEFAULT_FORMATS {
                     settings.push(format!(
                         "format={}",
                         o.formats.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Cross-builds the release binary for the boards: tools/cross_build.sh [TARGET...]
+# (default: aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf).
+# Binaries land in target/TARGET/release/edgeclip (or under $CARGO_TARGET_DIR).
+# Needs: rustup target add TARGET; apt gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+# libc6-dev-armhf-cross libclang-dev. Until .cargo/config.toml carries the linkers,
+# this script is where they are set; extra arguments after `--` go to cargo.
+# Fail on any error, unset variable, or failure inside a pipeline.
+set -euo pipefail
+# Run from the repository root, whatever the caller's directory.
+cd "$(dirname "$0")/.."
+
+# Targets are the arguments before `--`; the rest are cargo's.
+targets=()
+# Walk the arguments until `--`.
+while (($#)) && [ "$1" != "--" ]; do
+    # One target triple.
+    targets+=("$1")
+    # Next argument.
+    shift
+done
+# Drop the `--` itself, if there was one.
+if (($#)); then shift; fi
+# Without targets, build both board targets.
+if ((${#targets[@]} == 0)); then targets=(aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf); fi
+
+# Build each target in turn (never two cargo builds at once on a small machine).
+for target in "${targets[@]}"; do
+    # Pick the GNU cross toolchain (and its headers) for this target.
+    case "$target" in
+        # 64-bit boards: a static musl binary; Rust brings musl's libc and
+        # start files, the GNU cross gcc only links and assembles tract's kernels.
+        aarch64-unknown-linux-musl) gnu=aarch64-linux-gnu ;;
+        # 32-bit Raspberry Pi OS: glibc, dynamically linked.
+        armv7-unknown-linux-gnueabihf) gnu=arm-linux-gnueabihf ;;
+        # Anything else is not a board we build for.
+        *) echo "cross_build.sh: unknown target '$target' (known: aarch64-unknown-linux-musl, armv7-unknown-linux-gnueabihf)" >&2; exit 2 ;;
+    esac
+    # The cross gcc must be installed.
+    command -v "$gnu-gcc" >/dev/null || { echo "cross_build.sh: '$gnu-gcc' not found: apt-get install gcc-$gnu" >&2; exit 2; }
+    # Cargo's and the cc crate's variable names spell the triple in upper and lower case with underscores.
+    upper=$(echo "$target" | tr 'a-z-' 'A-Z_')
+    # Lower case with underscores, for CC_/AR_/BINDGEN_ variables.
+    lower=${target//-/_}
+    # The linker rustc calls for this target.
+    export "CARGO_TARGET_${upper}_LINKER=$gnu-gcc"
+    # The C compiler and archiver the cc crate uses (tract-linalg's assembly kernels).
+    export "CC_${lower}=$gnu-gcc" "AR_${lower}=$gnu-ar"
+    # bindgen (v4l2-sys-mit reads <linux/videodev2.h>) must parse the target's
+    # headers, not the host's: struct layouts (timeval) differ on 32-bit ARM.
+    export "BINDGEN_EXTRA_CLANG_ARGS_${lower}=--sysroot=/usr/$gnu -isystem /usr/$gnu/include"
+    # Report what is being built.
+    echo "== cargo build --release --target $target"
+    # Start the clock for this target.
+    started=$SECONDS
+    # The build itself; --locked: the committed Cargo.lock is what was tested.
+    cargo build --locked --release --target "$target" "$@"
+    # Wall time, for the issue notes.
+    echo "== $target built in $((SECONDS - started)) s"
+done
