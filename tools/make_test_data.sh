@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Regenerate ALL committed test data under tests/data/ (deterministic for the pinned versions of
 # tools/requirements.txt): the sample images, the tiny test bundles (fp32, int8 = int8-dynamic and
-# qop = int8-qoperator, same random weights, no text encoder), the unsupported-operator bundle and the
-# golden files.
+# qop = int8-qoperator, same random weights, no text encoder), the unsupported-operator bundle, the
+# golden files and the golden camera frames (tests/data/frames).
 #
-#   tools/make_test_data.sh           rewrite tests/data/{images,bundles,golden}
+#   tools/make_test_data.sh           rewrite tests/data/{images,bundles,golden,frames}
 #   tools/make_test_data.sh --check   regenerate into a temp dir and compare with tests/data
 #                                     (model cards, README.md, are not compared: they name paths)
 #
@@ -48,6 +48,8 @@ rm -rf "$data/golden"
 "$PY" tools/make_tokenizer_golden.py --out "$data/golden/tokenizer.json"
 "$PY" tools/make_text_golden.py --bundles "$data/bundles/tiny-text" models/tiny-shapes \
     --out "$data/golden/text_embeds.json"
+rm -rf "$data/frames"
+"$PY" tools/make_frame_golden.py --out "$data/frames"
 
 if (( check )); then
     # Every part is compared (no short cut), so one run lists every difference.
@@ -55,6 +57,7 @@ if (( check )); then
     diff -r -x README.md "$src/images" "$data/images" || same=0
     diff -r -x README.md "$src/bundles" "$data/bundles" || same=0
     diff -r "$src/golden" "$data/golden" || same=0
+    diff -r "$src/frames" "$data/frames" || same=0
     if (( same )); then
         echo "make_test_data.sh --check: tests/data is up to date"
     else
@@ -63,5 +66,5 @@ if (( check )); then
     fi
 else
     echo "tests/data regenerated:" >&2
-    (cd "$data" && find images bundles golden -type f | sort | xargs du -b | awk '{s+=$1; print} END {print s, "bytes in all"}') >&2
+    (cd "$data" && find images bundles golden frames -type f | sort | xargs du -b | awk '{s+=$1; print} END {print s, "bytes in all"}') >&2
 fi
