@@ -3,8 +3,10 @@
 # (default: aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf).
 # Binaries land in target/TARGET/release/edgeclip (or under $CARGO_TARGET_DIR).
 # Needs: rustup target add TARGET; apt gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
-# libc6-dev-armhf-cross libclang-dev. Until .cargo/config.toml carries the linkers,
-# this script is where they are set; extra arguments after `--` go to cargo.
+# libc6-dev-armhf-cross libclang-dev. .cargo/config.toml names the linkers too; this
+# script also sets the C compiler and bindgen's sysroot, which the build scripts read
+# (until the boards issue moves them into .cargo/config.toml). Extra arguments after
+# `--` go to cargo.
 # Fail on any error, unset variable, or failure inside a pipeline.
 set -euo pipefail
 # Run from the repository root, whatever the caller's directory.
