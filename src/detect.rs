@@ -352,7 +352,7 @@ mod tests {
 
         // Always present: ends at 2 s and starts again two frames later.
         let mut d = Detector::new(vec![label("van", 0.5)], o);
-        let s = vec![[0.9f32]; 30];
+        let s = [[0.9f32]; 30];
         let scores: Vec<&[f32]> = s.iter().map(|x| &x[..]).collect();
         assert_eq!(
             run(&mut d, &scores),

@@ -58,15 +58,13 @@ fn exec_streams_a_commands_frames_and_restarts_it_when_it_dies() {
     let frames = distinct_jpegs(20);
     write_frames(dir.path(), &frames);
     // Streams the frames at about 50 per second; its first run dies after 8.
-    let script = format!(
-        r#"n=$(cat runs 2>/dev/null || echo 0); echo $((n + 1)) > runs
+    let script = r#"n=$(cat runs 2>/dev/null || echo 0); echo $((n + 1)) > runs
 echo "camera start, run $n" >&2
 i=0
 for f in f*.jpg; do
   cat "$f"; sleep 0.02; i=$((i + 1))
   if [ "$n" = 0 ] && [ "$i" = 8 ]; then echo "camera crashed" >&2; exit 3; fi
-done"#
-    );
+done"#;
     let command = format!("cd '{}' && {{ {script}\n}}", dir.path().display());
     let mut source = ExecSource::new(exec_options(command, Duration::from_secs(5)));
     let mut first_run = Vec::new();
