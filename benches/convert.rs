@@ -15,8 +15,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Cursor;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
+mod common;
+
+use common::median_ms;
 use edgeclip::bundle::Bundle;
 use edgeclip::capture::convert::{Converter, RgbImage};
 use edgeclip::capture::{Frame, PixelFormat};
@@ -60,18 +63,9 @@ static GLOBAL: Counting = Counting;
 fn measure(frames: usize, rounds: usize, mut f: impl FnMut()) -> (f64, f64) {
     f();
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    let mut times: Vec<f64> = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..frames {
-                f();
-            }
-            t.elapsed().as_secs_f64() * 1000.0 / frames as f64
-        })
-        .collect();
+    let ms = median_ms(frames, rounds, &mut f);
     let allocs = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / (frames * rounds) as f64;
-    times.sort_by(|a, b| a.total_cmp(b));
-    (times[rounds / 2], allocs)
+    (ms, allocs)
 }
 
 /// RGB8 to YUYV, BT.601 limited range (the bench's camera).

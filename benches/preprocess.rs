@@ -5,8 +5,9 @@
 //! Run: `cargo bench --bench preprocess` (a release build). Not a test: the
 //! numbers depend on the machine and its load; the ratio is what to compare.
 
-use std::time::Instant;
+mod common;
 
+use common::median_ms;
 use edgeclip::bundle::ResizeFilter;
 use edgeclip::commands::synthetic_frame;
 use edgeclip::preprocess::resample::Resampler;
@@ -16,20 +17,6 @@ use fast_image_resize as fir;
 /// Frames timed per measurement; the median of `ROUNDS` measurements is kept.
 const FRAMES: usize = 50;
 const ROUNDS: usize = 9;
-
-fn median_ms(frames: usize, rounds: usize, mut f: impl FnMut()) -> f64 {
-    let mut times: Vec<f64> = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..frames {
-                f();
-            }
-            t.elapsed().as_secs_f64() * 1000.0 / frames as f64
-        })
-        .collect();
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[rounds / 2]
-}
 
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this too,
