@@ -492,9 +492,13 @@ pub(crate) fn toml_error_message(text: &str, e: &toml::de::Error) -> String {
         where_ =
             if line.starts_with('[') { format!("line {line_no} (in {line}): ") } else { format!("line {line_no}: ") };
     }
-    // Keep only the first line: the rest is a source excerpt that does not
-    // fit a log line.
+    format!("{where_}{}", toml_problem(e))
+}
+
+/// What a toml/serde error says, in one line and a user's words: keys
+/// rather than serde's "fields", quotes rather than backticks. The first
+/// line only: the rest is a source excerpt that does not fit a log line.
+pub(crate) fn toml_problem(e: &toml::de::Error) -> String {
     let msg = e.message().lines().next().unwrap_or("").trim_end_matches('.');
-    let msg = msg.replace("missing field", "missing key").replace("unknown field", "unknown key").replace('`', "'");
-    format!("{where_}{msg}")
+    msg.replace("missing field", "missing key").replace("unknown field", "unknown key").replace('`', "'")
 }

@@ -232,8 +232,16 @@ impl Ctx<'_> {
         if value.get_ref().trim().is_empty() {
             return Err(self.invalid(key, value, "is empty; give a path or leave the key out"));
         }
-        let p = PathBuf::from(value.get_ref());
-        Ok(if p.is_absolute() { p } else { self.path.parent().unwrap_or(Path::new(".")).join(p) })
+        Ok(self.resolve(Path::new(value.get_ref())))
+    }
+
+    /// `p` as written in the file: relative paths start at the file's folder.
+    fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(p)
+        }
     }
 
     fn int(
@@ -269,7 +277,7 @@ impl Ctx<'_> {
     /// A name that is one MQTT topic level and part of Home Assistant ids.
     fn name(&self, key: &str, value: &Spanned<String>) -> Result<String, ConfigError> {
         let s = value.get_ref();
-        if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if !is_name(s) {
             return Err(self.invalid(
                 key,
                 value,
@@ -362,13 +370,9 @@ impl Config {
 /// A TOML or serde error as "key 'table.key': what" at its line: the key
 /// is read off the line the error points at and the table header above it.
 fn toml_error(cx: &Ctx<'_>, e: &toml::de::Error) -> ConfigError {
-    let message = e.message().lines().next().unwrap_or("").trim_end_matches('.');
-    let message = message
-        .replace("missing field", "missing key")
-        .replace("unknown field", "unknown key")
+    let message = crate::bundle::toml_problem(e)
         .replace("expected i64", "expected a whole number")
-        .replace("expected f64", "expected a number")
-        .replace('`', "'");
+        .replace("expected f64", "expected a number");
     let Some(span) = e.span() else { return cx.error(None, message) };
     let line = cx.line_of(span.clone());
     let lines: Vec<&str> = cx.text.lines().collect();
@@ -388,13 +392,16 @@ fn toml_error(cx: &Ctx<'_>, e: &toml::de::Error) -> ConfigError {
     ConfigError { path: cx.path.to_path_buf(), line, message }
 }
 
+/// Letters, digits, '-' and '_', at least one: safe as an MQTT topic level
+/// and inside Home Assistant ids.
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Topic levels joined by '/', each a name (`homeassistant`, `home/edgeclip`).
 fn topic_levels(cx: &Ctx<'_>, key: &str, value: &Spanned<String>) -> Result<String, ConfigError> {
     let s = value.get_ref();
-    let ok = !s.is_empty()
-        && s.split('/')
-            .all(|level| !level.is_empty() && level.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-    if !ok {
+    if !s.split('/').all(is_name) {
         return Err(cx.invalid(
             key,
             value,
@@ -600,9 +607,7 @@ fn parse_camera(
         source_value.get_ref().parse().map_err(|e| cx.invalid(&key("source"), source_value, e))?;
     // A recording's path is relative to the configuration file, like every path in it.
     if let SourceSpec::File(options) = &mut source {
-        if options.path.is_relative() {
-            options.path = cx.path.parent().unwrap_or(Path::new(".")).join(&options.path);
-        }
+        options.path = cx.resolve(&options.path);
     }
     let labels = cx.path_value(&key("labels"), raw.labels.as_ref().ok_or_else(|| missing("labels"))?)?;
     let max_fps = match cx.float(&key("max_fps"), raw.max_fps.as_ref(), DEFAULT_MAX_FPS, (0.0, 1000.0))? {
