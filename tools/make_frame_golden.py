@@ -14,15 +14,19 @@ independent implementation makes of them (tests/data/frames/, read by tests/conv
   do. For JPEG the script also prints how far that is from Pillow's DCT-scaled decode (`draft()`),
   for information only.
 
-The Rust test accepts 2 levels per channel (TOLERANCE below; 4 for full-size JPEG with subsampled
-chroma, see tools/README.md); the script prints the largest
-difference between the reference and a direct numpy implementation of the same formulas, as a
-sanity check on the reference settings.
+- The demo clip (models/tiny-shapes/demo.mjpeg, 640x480 4:2:0): the SHA-256 of Pillow's RGB decode
+  of every frame, in `demo-clip.sha256`. JPEG decoding is meant to be bit-exact with libjpeg-turbo
+  (vendor/zune-jpeg), and this checks it on 420 real frames without committing them.
+
+The Rust test accepts 2 levels per channel for raw formats (TOLERANCE below) and none for JPEG; for
+YUV the script prints the largest difference between the reference and a direct numpy
+implementation of the same formulas, as a sanity check on the reference settings.
 
     tools/.venv/bin/python tools/make_frame_golden.py --out tests/data/frames
 """
 
 import argparse
+import hashlib
 import io
 import json
 import pathlib
@@ -33,11 +37,12 @@ import PIL
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 from PIL import Image
 
-# Levels per channel the Rust conversion may differ from these goldens (tests/convert.rs checks that
-# it uses the same number): swscale's and our fixed-point arithmetic round differently, and
-# zune-jpeg's IDCT is not libjpeg-turbo's. tests/convert.rs allows 4 for full-size JPEG with
-# subsampled chroma, whose upsampling zune-jpeg rounds differently (tools/README.md).
+# Levels per channel the Rust conversion of raw frames may differ from these goldens
+# (tests/convert.rs checks that it uses the same number): swscale's and our fixed-point arithmetic
+# round differently. JPEG is held to 0: the vendored decoder computes what libjpeg-turbo computes.
 TOLERANCE = 2
+REPO = pathlib.Path(__file__).resolve().parent.parent
+DEMO_CLIP = REPO / "models" / "tiny-shapes" / "demo.mjpeg"
 # Bytes in a row's padding beyond the pixels: a value no correct conversion reads.
 PAD_BYTE = 0xEE
 
@@ -215,6 +220,23 @@ def pillow_decode(jpeg, draft=None):
     return np.asarray(img.convert("RGB"))
 
 
+def clip_frames(data):
+    """The JPEG frames of a clean MJPEG stream (frames back to back, as the demo clip is)."""
+    assert data.startswith(b"\xff\xd8") and data.endswith(b"\xff\xd9"), "not a clean MJPEG stream"
+    parts = data.split(b"\xff\xd9\xff\xd8")
+    return [(b"" if i == 0 else b"\xff\xd8") + p + (b"" if i == len(parts) - 1 else b"\xff\xd9")
+            for i, p in enumerate(parts)]
+
+
+def clip_hashes(path):
+    """One line per frame: index, width, height and the SHA-256 of Pillow's RGB decode."""
+    lines = []
+    for i, jpeg in enumerate(clip_frames(path.read_bytes())):
+        rgb = pillow_decode(jpeg)
+        lines.append(f"{i} {rgb.shape[1]} {rgb.shape[0]} {hashlib.sha256(rgb.tobytes()).hexdigest()}")
+    return lines
+
+
 def reduction(w, h, min_side):
     """The factor convert.rs picks (its `reduction`)."""
     if min_side is None:
@@ -289,6 +311,11 @@ def main():
         cases.append({"name": name, "format": "mjpeg", "width": w, "height": h, "stride": 0,
                       "min_side": min_side, "input": f"{name}.jpg", "golden": f"{name}.png",
                       "dht_stripped": no_dht, "chroma": chroma})
+    hashes = clip_hashes(DEMO_CLIP)
+    (args.out / "demo-clip.sha256").write_text(
+        f"# Pillow's RGB decode of each frame of {DEMO_CLIP.relative_to(REPO)}: index width height sha256\n"
+        + "\n".join(hashes) + "\n")
+    print(f"demo clip: {len(hashes)} frames hashed")
     manifest = {
         "tolerance": TOLERANCE,
         "generator": "tools/make_frame_golden.py",
