@@ -419,15 +419,18 @@ CLIP_RADIUS = 100
 CLIP_MOVE_FRAMES = 10  # frames to slide in from outside the view (and out again)
 CLIP_JPEG_QUALITY = 80  # ~20 KB a frame on this background; the whole clip stays a few MB
 
-# (label, first frame entering, frames fully in view, exit side); frames at 10 fps. Two visits
-# overlap (two shapes in view at once), and the light dims then recovers over frames 150-230.
+# (label, first frame entering, frames in view, exit side); frames at 10 fps. One shape at a time,
+# each visit 10 frames apart from the next: the model (one softmax over the labels) names one thing
+# per frame, so two shapes in view at once have no right answer for it, and the daemon's end-to-end
+# test holds every visit to one start and one end event. The light dims to 70 % and recovers over
+# frames 150-230, across the yellow triangle's and the purple circle's visits.
 CLIP_SCRIPT = [
-    (("red", "circle"), 20, 40, "left"),
-    (("blue", "diamond"), 90, 36, "right"),         # held-out pair
-    (("yellow", "triangle"), 160, 50, "right"),
-    (("purple", "circle"), 190, 40, "left"),        # held-out, overlaps the yellow triangle
-    (("green", "star"), 270, 40, "left"),
-    (("pink", "square"), 340, 36, "right"),         # held-out
+    (("red", "circle"), 15, 36, "left"),
+    (("blue", "diamond"), 81, 36, "right"),         # held-out pair
+    (("yellow", "triangle"), 147, 40, "right"),
+    (("purple", "circle"), 217, 36, "left"),        # held-out pair
+    (("green", "star"), 283, 36, "left"),
+    (("pink", "square"), 349, 36, "right"),         # held-out pair
 ]
 CLIP_FRAMES = 420
 CLIP_FPS = 10
