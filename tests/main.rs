@@ -5,6 +5,7 @@
 //! `CLIPImageProcessor` for preprocessing, onnxruntime for embeddings);
 //! `tools/make_test_data.sh` regenerates them.
 
+mod mosquitto;
 mod util;
 
 mod bundle_errors;
@@ -19,6 +20,7 @@ mod fold;
 mod labels_emb;
 mod labelset;
 mod matcher;
+mod mqtt;
 mod preprocess;
 mod text_encoder;
 mod tokenize;
