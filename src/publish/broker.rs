@@ -225,6 +225,18 @@ fn answers(addr: SocketAddr) -> bool {
 mod tests {
     use super::*;
 
+    #[cfg(not(feature = "embedded-broker"))]
+    #[test]
+    fn without_the_feature_the_embedded_broker_is_a_clear_error() {
+        let e = start_embedded_broker("127.0.0.1:0".parse().unwrap()).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "broker = \"embedded\" needs the embedded MQTT broker, but this edgeclip was built without it"
+            ),
+            "{e}"
+        );
+    }
+
     #[test]
     fn quiet_logs() {
         assert_eq!(quiet_broker_logs("info"), "info,rumqttd=warn");

@@ -898,6 +898,8 @@ struct Worker {
     target: Target,
     username: Option<String>,
     client_id: String,
+    /// Named in TLS errors.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     ca_file: Option<std::path::PathBuf>,
     subscriptions: Vec<String>,
     incoming: SyncSender<Incoming>,
@@ -1317,6 +1319,31 @@ mod tests {
         assert!(topic_problem("").is_some());
         assert!(topic_problem("edgeclip/+/x").is_some());
         assert!(topic_problem("edgeclip/#").is_some());
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn without_tls_an_mqtts_broker_is_a_clear_error() {
+        let config = MqttConfig {
+            broker: Broker::External { host: "mqtt.lan".into(), port: 8883, tls: true },
+            client_id: "c".into(),
+            username: None,
+            password: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            topic_prefix: "edgeclip".into(),
+            qos: 1,
+            keepalive: Duration::from_secs(30),
+            offline_queue: 10,
+            stats_interval: Duration::from_secs(60),
+        };
+        let Err(e) = MqttClient::start(&config, "a".into(), vec![]) else { panic!("started without TLS") };
+        assert!(
+            e.to_string()
+                .starts_with("mqtt.broker 'mqtts://mqtt.lan:8883' needs TLS, but this edgeclip was built without it"),
+            "{e}"
+        );
     }
 
     #[test]
