@@ -4,6 +4,10 @@
 //! independent implementations produced (Pillow and transformers'
 //! `CLIPImageProcessor` for preprocessing, onnxruntime for embeddings);
 //! `tools/make_test_data.sh` regenerates them.
+//!
+//! The MQTT tests run a real Mosquitto per test (`mosquitto`, the Debian
+//! package that tools/test.sh installs) on a free port; `mosquitto.rs` is the
+//! harness, for any test that needs a broker.
 
 mod mosquitto;
 mod util;

@@ -98,7 +98,7 @@ fn events_and_states_reach_a_subscriber_and_availability_follows_the_client() {
     let client = MqttClient::start(
         &config(plain(broker.port()), "edgeclip-n"),
         availability.into(),
-        vec!["edgeclip/n/+/enabled/set".into()],
+        vec!["edgeclip/n/+/+/set".into()],
     )
     .unwrap();
     sub.wait_for(availability, "online", Duration::from_secs(10));
@@ -126,10 +126,15 @@ fn events_and_states_reach_a_subscriber_and_availability_follows_the_client() {
     wait_until("all 13 are acknowledged", Duration::from_secs(5), || client.stats().published == 13);
     assert_eq!(client.stats().queued, 0);
 
-    // A command on a subscribed filter reaches the daemon.
+    // Commands on a subscribed filter reach the daemon, large ones too (a
+    // labels file; rumqttc's default limit on incoming packets is 10 KiB).
     sub.publish("edgeclip/n/cam/enabled/set", b"OFF", false);
     let command = client.incoming().recv_timeout(Duration::from_secs(5)).expect("the command within 5 s");
     assert_eq!((command.topic.as_str(), command.payload.as_slice()), ("edgeclip/n/cam/enabled/set", &b"OFF"[..]));
+    let labels = "a cat on the sofa\n".repeat(20_000).into_bytes();
+    sub.publish("edgeclip/n/cam/labels/set", &labels, false);
+    let command = client.incoming().recv_timeout(Duration::from_secs(5)).expect("the labels within 5 s");
+    assert!(command.topic == "edgeclip/n/cam/labels/set" && command.payload == labels, "{}", command.topic);
 
     // Retained: what a subscriber that comes later gets.
     let kept = retained(broker.port(), "late-1", "edgeclip/n/#");
