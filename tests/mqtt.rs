@@ -437,6 +437,52 @@ fn latest_only_messages_replace_older_ones_while_disconnected() {
 }
 
 #[test]
+fn a_broker_that_lost_its_store_gets_the_retained_states_and_subscriptions_again() {
+    let mut broker = Mosquitto::start(MosquittoOptions::default());
+    let state = "edgeclip/r/cam/cat/state";
+    let client = MqttClient::start(
+        &config(plain(broker.port()), "edgeclip-r"),
+        "edgeclip/r/availability".into(),
+        vec!["edgeclip/r/+/+/set".into()],
+    )
+    .unwrap();
+    connected(&client);
+    client.publish(Message::retained(state.into(), b"ON".to_vec()));
+    client.publish(Message::retained("edgeclip/r/cam/dog/state".into(), b"OFF".to_vec()));
+    wait_until("both are acknowledged", Duration::from_secs(5), || client.stats().published == 2);
+    let sent = |broker: &Mosquitto| {
+        broker.log().lines().filter(|l| l.contains("Received PUBLISH from edgeclip-r") && l.contains(state)).count()
+    };
+    assert_eq!(sent(&broker), 1);
+
+    // Stopped cleanly, Mosquitto keeps sessions and retained messages: no
+    // need to send the states again.
+    broker.stop();
+    wait_until("the client notices", Duration::from_secs(5), || !client.stats().connected);
+    broker.restart();
+    wait_until("the client is back", Duration::from_secs(10), || client.stats().reconnects == 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sent(&broker), 1, "a resumed session does not get the states again");
+
+    // Killed and its database gone: a new session, and the states again.
+    broker.kill();
+    std::fs::remove_file(broker.dir().join("mosquitto.db")).unwrap();
+    broker.restart();
+    wait_until("the client is back", Duration::from_secs(10), || client.stats().reconnects == 2);
+    let kept = retained(broker.port(), "late", "edgeclip/r/#");
+    assert_eq!(kept.get(state).map(Vec::as_slice), Some(&b"ON"[..]), "{:?}", kept.keys());
+    assert_eq!(kept.get("edgeclip/r/cam/dog/state").map(Vec::as_slice), Some(&b"OFF"[..]));
+    assert_eq!(kept.get("edgeclip/r/availability").map(Vec::as_slice), Some(&b"online"[..]));
+    assert_eq!(sent(&broker), 2);
+    assert_eq!(client.stats().published, 2, "the daemon published two messages; the copies are ours");
+    // And the subscriptions came back with the new session.
+    let sub = Subscriber::start(SubscriberOptions::new(broker.port(), "commander", &[]));
+    sub.publish("edgeclip/r/cam/enabled/set", b"OFF", false);
+    let command = client.incoming().recv_timeout(Duration::from_secs(5)).expect("the command within 5 s");
+    assert_eq!(command.topic, "edgeclip/r/cam/enabled/set");
+}
+
+#[test]
 fn a_wrong_password_is_reported_and_retried_with_backoff_and_the_right_one_works() {
     let broker =
         Mosquitto::start(MosquittoOptions { users: vec![("edgeclip".into(), "s3cret".into())], ..Default::default() });
