@@ -4,7 +4,12 @@
 //! independent implementations produced (Pillow and transformers'
 //! `CLIPImageProcessor` for preprocessing, onnxruntime for embeddings);
 //! `tools/make_test_data.sh` regenerates them.
+//!
+//! The MQTT tests run a real Mosquitto per test (`mosquitto`, the Debian
+//! package that tools/test.sh installs) on a free port; `mosquitto.rs` is the
+//! harness, for any test that needs a broker.
 
+mod mosquitto;
 mod util;
 
 mod bundle_errors;
@@ -19,6 +24,7 @@ mod fold;
 mod labels_emb;
 mod labelset;
 mod matcher;
+mod mqtt;
 mod preprocess;
 mod text_encoder;
 mod tokenize;

@@ -12,7 +12,13 @@ cd "$(dirname "$0")/.."
 # run costs nothing; as root (CI, a fresh board image) or through sudo.
 # libclang-dev: bindgen (v4l2-sys-mit, under the v4l crate) parses the kernel's
 # <linux/videodev2.h> at build time.
-APT_PACKAGES=(libclang-dev)
+# mosquitto: the MQTT tests (tests/mqtt.rs) run their own Mosquitto, one per
+# test on a free port, with mosquitto_passwd for the password tests. The
+# package also enables a system service on 127.0.0.1:1883 (where systemd runs);
+# the tests never use that port, so whether it runs does not matter.
+# mosquitto-clients: mosquitto_sub, a second, independent subscriber in the
+# embedded-broker test.
+APT_PACKAGES=(libclang-dev mosquitto mosquitto-clients)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

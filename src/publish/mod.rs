@@ -1,8 +1,11 @@
-//! Publishing over MQTT: the topics edgeclip uses and Home Assistant's
-//! discovery messages.
-//!
-//! (The client thread with its offline queue, the embedded broker and the
-//! command topics come with the daemon.)
+//! Publishing over MQTT: the topics edgeclip uses ([`topics`]), Home
+//! Assistant's discovery messages ([`discovery`]), the client that delivers
+//! them ([`mqtt`]: one thread around rumqttc, with a bounded offline queue so
+//! that what is published while the broker is away arrives in order once it
+//! is back, TLS and credentials), and the broker that `broker = "embedded"`
+//! starts inside the daemon ([`broker`], rumqttd).
 
+pub mod broker;
 pub mod discovery;
+pub mod mqtt;
 pub mod topics;
