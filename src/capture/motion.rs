@@ -2,10 +2,12 @@
 //!
 //! Running the image encoder on a Pi costs far more than looking at the
 //! frame, and most of a camera's day nothing moves. Each frame is shrunk to a
-//! small grayscale thumbnail ([`GRID_W`] × [`GRID_H`] cell averages, which
-//! also smooths away sensor noise) and compared with the thumbnail of the
-//! frame last inferred: when enough cells changed by enough levels, the frame
-//! is inferred. Comparing with the last *inferred* frame, not the previous
+//! small colour thumbnail ([`GRID_W`] × [`GRID_H`] cell averages of red,
+//! green and blue, which also smooths away sensor noise) and compared with
+//! the thumbnail of the frame last inferred: when enough cells changed by
+//! enough levels in any channel, the frame is inferred. Colour, not only
+//! brightness: a green car in front of a grey wall can be exactly as bright
+//! as the wall, and CLIP sees the colour. Comparing with the last *inferred* frame, not the previous
 //! one, lets a slow change (a car creeping in, the light going) add up until
 //! it counts; an inference is also forced every so often, and the first
 //! frame is always inferred.
@@ -13,6 +15,9 @@
 use std::time::{Duration, Instant};
 
 use super::convert::RgbImage;
+
+/// Values per thumbnail: red, green and blue per cell.
+const THUMB_LEN: usize = GRID_W * GRID_H * 3;
 
 /// Thumbnail cells: 768, enough to see a person at the far side of a room
 /// (a few cells) while costing a few microseconds to compare.
@@ -25,8 +30,8 @@ const SAMPLES_PER_CELL_SIDE: u32 = 8;
 /// How sensitive the gate is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MotionOptions {
-    /// A cell has changed when its average brightness moved by more than
-    /// this many levels (0..=255). 25 ignores sensor noise and compression
+    /// A cell has changed when its average red, green or blue moved by more
+    /// than this many levels (0..=255). 25 ignores sensor noise and compression
     /// flicker yet sees a person in a dim room (like Frigate's default
     /// motion threshold of 30 on single pixels, lower because cells average).
     pub pixel_threshold: u8,
@@ -68,14 +73,14 @@ impl GateDecision {
 pub struct MotionGate {
     options: MotionOptions,
     /// The thumbnail of the last inferred frame, and that frame's size.
-    reference: Option<([u8; GRID_W * GRID_H], (u32, u32))>,
-    thumbnail: [u8; GRID_W * GRID_H],
+    reference: Option<([u8; THUMB_LEN], (u32, u32))>,
+    thumbnail: [u8; THUMB_LEN],
     last_inference: Option<Instant>,
 }
 
 impl MotionGate {
     pub fn new(options: MotionOptions) -> MotionGate {
-        MotionGate { options, reference: None, thumbnail: [0; GRID_W * GRID_H], last_inference: None }
+        MotionGate { options, reference: None, thumbnail: [0; THUMB_LEN], last_inference: None }
     }
 
     /// Whether to infer `frame`, seen at `now`. An inferred frame becomes
@@ -87,9 +92,9 @@ impl MotionGate {
             Some((reference, ref_size)) if *ref_size == size => {
                 let threshold = i16::from(self.options.pixel_threshold);
                 let changed = reference
-                    .iter()
-                    .zip(&self.thumbnail)
-                    .filter(|&(&a, &b)| (i16::from(a) - i16::from(b)).abs() > threshold)
+                    .chunks_exact(3)
+                    .zip(self.thumbnail.chunks_exact(3))
+                    .filter(|(a, b)| a.iter().zip(b.iter()).any(|(&a, &b)| (i16::from(a) - i16::from(b)).abs() > threshold))
                     .count();
                 let fraction = changed as f32 / (GRID_W * GRID_H) as f32;
                 if changed > 0 && fraction >= self.options.min_changed_area {
@@ -110,9 +115,9 @@ impl MotionGate {
     }
 }
 
-/// Average luma (BT.601 weights) of each cell of a `GRID_W` × `GRID_H`
-/// grid laid over the frame.
-fn thumbnail(frame: &RgbImage, out: &mut [u8; GRID_W * GRID_H]) {
+/// Average red, green and blue of each cell of a `GRID_W` × `GRID_H` grid
+/// laid over the frame, row by row.
+fn thumbnail(frame: &RgbImage, out: &mut [u8; THUMB_LEN]) {
     let (w, h) = (frame.width.max(1), frame.height.max(1));
     for gy in 0..GRID_H as u32 {
         let (y0, y1) = (gy * h / GRID_H as u32, ((gy + 1) * h / GRID_H as u32).max(gy * h / GRID_H as u32 + 1));
@@ -120,16 +125,21 @@ fn thumbnail(frame: &RgbImage, out: &mut [u8; GRID_W * GRID_H]) {
         for gx in 0..GRID_W as u32 {
             let (x0, x1) = (gx * w / GRID_W as u32, ((gx + 1) * w / GRID_W as u32).max(gx * w / GRID_W as u32 + 1));
             let xstep = ((x1 - x0) / SAMPLES_PER_CELL_SIDE).max(1);
-            let (mut sum, mut n) = (0u32, 0u32);
+            let (mut sum, mut n) = ([0u32; 3], 0u32);
             for y in (y0..y1.min(h)).step_by(ystep as usize) {
                 let row = (y * frame.width) as usize * 3;
                 for x in (x0..x1.min(w)).step_by(xstep as usize) {
                     let Some(p) = frame.data.get(row + x as usize * 3..row + x as usize * 3 + 3) else { continue };
-                    sum += (77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8;
+                    for c in 0..3 {
+                        sum[c] += u32::from(p[c]);
+                    }
                     n += 1;
                 }
             }
-            out[gy as usize * GRID_W + gx as usize] = (sum / n.max(1)) as u8;
+            let cell = (gy as usize * GRID_W + gx as usize) * 3;
+            for c in 0..3 {
+                out[cell + c] = (sum[c] / n.max(1)) as u8;
+            }
         }
     }
 }
@@ -211,5 +221,25 @@ mod tests {
         assert!(!gate.check(&scene(100, 100, 6, 100, 0, 0), t0).infer());
         let small = RgbImage { width: 160, height: 120, data: vec![100; 160 * 120 * 3] };
         assert_eq!(gate.check(&small, t0), GateDecision::First);
+    }
+
+    #[test]
+    fn a_colour_as_bright_as_the_background_is_motion() {
+        // Green (0, 200, 0) has the luma of grey 117 (BT.601): a brightness
+        // gate would not see it enter.
+        let grey = |w: u32, h: u32| RgbImage { width: w, height: h, data: vec![117; (w * h * 3) as usize] };
+        let mut gate = MotionGate::new(MotionOptions::default());
+        let t0 = Instant::now();
+        let background = grey(320, 240);
+        assert!(gate.check(&background, t0).infer());
+        assert!(!gate.check(&background, t0 + Duration::from_millis(100)).infer());
+        let mut with_car = grey(320, 240);
+        for y in 100..160 {
+            for x in 100..200 {
+                let i = ((y * 320 + x) * 3) as usize;
+                with_car.data[i..i + 3].copy_from_slice(&[0, 200, 0]);
+            }
+        }
+        assert!(matches!(gate.check(&with_car, t0 + Duration::from_millis(200)), GateDecision::Motion(_)));
     }
 }
