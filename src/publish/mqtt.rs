@@ -25,13 +25,14 @@
 //! QoS 1: a QoS 2 publish sent again under a new packet id into a resumed
 //! session can make the broker drop a later message that reuses the old id.
 //!
-//! **Queue policy** ([`MqttConfig::offline_queue`] messages of the daemon's):
-//! a latest-only message (retained states, stats) replaces a queued one on
-//! the same topic (the newer one takes its place at the end), which is not a
-//! loss. When the queue is full, the oldest message that is not latest-only
-//! is dropped (only if there is none, the oldest latest-only one), counted in
-//! [`MqttStats::overflowed`] and logged at most every
-//! [`OVERFLOW_LOG_INTERVAL`]. Memory is bounded by that many messages, the
+//! **Queue policy** ([`MqttConfig::offline_queue`] events): a latest-only
+//! message (retained states, snapshots, discovery, stats) replaces a queued
+//! one on the same topic (the newer one takes its place at the end), which is
+//! not a loss, and does not count against the capacity: there is at most one
+//! per topic. When more events than the capacity wait, the oldest is dropped,
+//! counted in [`MqttStats::overflowed`] (so the count is exactly the events
+//! lost) and logged at most every [`OVERFLOW_LOG_INTERVAL`]. Memory is
+//! bounded by that many events, one message per latest-only topic, the
 //! in-flight window, and the last retained payload of each topic.
 //!
 //! **Sessions and retained state.** We connect with a persistent session
@@ -494,11 +495,18 @@ struct Inflight {
 }
 
 /// The waiting messages, oldest first, with the count of the daemon's own
-/// ones (the capacity applies to those).
+/// events, the messages the capacity applies to. Latest-only messages
+/// (states, snapshots, discovery, stats) do not count: there is at most one
+/// per topic, so they are bounded by the number of labels.
 #[derive(Debug, Default)]
 struct Queue {
     messages: VecDeque<Queued>,
-    daemons: usize,
+    events: usize,
+}
+
+/// Whether a message counts against the queue's capacity.
+fn counted(q: &Queued) -> bool {
+    !q.internal && !q.message.latest_only
 }
 
 impl Queue {
@@ -511,24 +519,24 @@ impl Queue {
     }
 
     fn push_back(&mut self, q: Queued) {
-        self.daemons += usize::from(!q.internal);
+        self.events += usize::from(counted(&q));
         self.messages.push_back(q);
     }
 
     fn push_front(&mut self, q: Queued) {
-        self.daemons += usize::from(!q.internal);
+        self.events += usize::from(counted(&q));
         self.messages.push_front(q);
     }
 
     fn pop_front(&mut self) -> Option<Queued> {
         let q = self.messages.pop_front()?;
-        self.daemons -= usize::from(!q.internal);
+        self.events -= usize::from(counted(&q));
         Some(q)
     }
 
     fn remove(&mut self, index: usize) -> Option<Queued> {
         let q = self.messages.remove(index)?;
-        self.daemons -= usize::from(!q.internal);
+        self.events -= usize::from(counted(&q));
         Some(q)
     }
 
@@ -628,15 +636,10 @@ impl State {
         self.make_room();
     }
 
-    /// Drops the oldest of the daemon's messages beyond the capacity: the
-    /// oldest that is not latest-only, else the oldest latest-only one.
+    /// Drops the oldest events beyond the capacity.
     fn make_room(&mut self) {
-        while self.queue.daemons > self.capacity {
-            let victim = self
-                .queue
-                .position(|q| !q.internal && !q.message.latest_only)
-                .or_else(|| self.queue.position(|q| !q.internal))
-                .expect("the daemon has messages in the queue");
+        while self.queue.events > self.capacity {
+            let victim = self.queue.position(counted).expect("the queue counts an event");
             let dropped = self.queue.remove(victim).expect("the index was just found");
             self.overflowed += 1;
             self.overflow_log.unlogged += 1;
@@ -1246,21 +1249,27 @@ mod tests {
         for i in 0..4 {
             s.enqueue(user(Message::event("e".into(), format!("{i}").into_bytes())));
         }
-        assert_eq!(topics(&s), ["s=1", "e=2", "e=3"]);
-        assert_eq!(s.overflowed, 2);
+        assert_eq!(topics(&s), ["s=1", "e=1", "e=2", "e=3"]);
+        assert_eq!(s.overflowed, 1);
         // A newer state replaces the queued one, at the end: no drop.
         s.enqueue(user(Message::retained("s".into(), b"2".to_vec())));
-        assert_eq!(topics(&s), ["e=2", "e=3", "s=2"]);
-        assert_eq!(s.overflowed, 2);
+        assert_eq!(topics(&s), ["e=1", "e=2", "e=3", "s=2"]);
+        assert_eq!(s.overflowed, 1);
     }
 
     #[test]
-    fn a_queue_of_only_latest_only_messages_drops_the_oldest_of_them() {
+    fn latest_only_messages_do_not_count_against_the_capacity() {
         let mut s = state(2);
-        s.enqueue(user(Message::retained("a".into(), b"1".to_vec())));
-        s.enqueue(user(Message::retained("b".into(), b"1".to_vec())));
-        s.enqueue(user(Message::latest("c".into(), b"1".to_vec())));
-        assert_eq!(topics(&s), ["b=1", "c=1"]);
+        for topic in ["a", "b", "c", "d"] {
+            s.enqueue(user(Message::retained(topic.into(), b"1".to_vec())));
+        }
+        s.enqueue(user(Message::event("e".into(), b"1".to_vec())));
+        s.enqueue(user(Message::latest("stats".into(), b"1".to_vec())));
+        s.enqueue(user(Message::event("e".into(), b"2".to_vec())));
+        assert_eq!(topics(&s), ["a=1", "b=1", "c=1", "d=1", "e=1", "stats=1", "e=2"]);
+        assert_eq!(s.overflowed, 0);
+        s.enqueue(user(Message::event("e".into(), b"3".to_vec())));
+        assert_eq!(topics(&s), ["a=1", "b=1", "c=1", "d=1", "stats=1", "e=2", "e=3"]);
         assert_eq!(s.overflowed, 1);
     }
 
