@@ -86,10 +86,15 @@ impl Classifier {
     /// call (then the score buffers are sized anew, once). Call it before a
     /// frame; the frame is then matched against one consistent set.
     pub fn follow(&mut self, set: &LabelSet) {
-        let current = set.current();
-        if !Arc::ptr_eq(&current, &self.matcher) {
-            self.scores = current.new_scores();
-            self.matcher = current;
+        self.set_matcher(set.current());
+    }
+
+    /// Matches the next frames against `matcher` (a new label set); the
+    /// score buffers are sized anew only if it is another matcher.
+    pub fn set_matcher(&mut self, matcher: Arc<Matcher>) {
+        if !Arc::ptr_eq(&matcher, &self.matcher) {
+            self.scores = matcher.new_scores();
+            self.matcher = matcher;
         }
     }
 }

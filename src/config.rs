@@ -46,6 +46,7 @@ struct RawConfig {
     homeassistant: Option<RawHomeAssistant>,
     logging: Option<RawLogging>,
     detector: Option<RawDetector>,
+    exit_when_done: Option<bool>,
     cameras: Option<Spanned<BTreeMap<Spanned<String>, RawCamera>>>,
 }
 
@@ -87,6 +88,7 @@ struct RawHomeAssistant {
 #[serde(deny_unknown_fields)]
 struct RawLogging {
     level: Option<Spanned<String>>,
+    print_events: Option<bool>,
 }
 
 #[derive(Deserialize, Clone, Default)]
@@ -130,6 +132,11 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub homeassistant: HomeAssistantConfig,
     pub log_filter: String,
+    /// Also print each event as one line on stdout (the demo does).
+    pub print_events: bool,
+    /// Stop (exit 0) once every camera's source has ended: recordings
+    /// played without `loop`, for demos and tests.
+    pub exit_when_done: bool,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -363,7 +370,9 @@ impl Config {
         for (name, camera) in raw_cameras.get_ref() {
             cameras.push(parse_camera(&cx, name, camera, &defaults)?);
         }
-        Ok(Config { node, model, mqtt, homeassistant, log_filter, cameras })
+        let print_events = raw.logging.as_ref().and_then(|l| l.print_events).unwrap_or(false);
+        let exit_when_done = raw.exit_when_done.unwrap_or(false);
+        Ok(Config { node, model, mqtt, homeassistant, log_filter, print_events, exit_when_done, cameras })
     }
 }
 

@@ -90,7 +90,23 @@ pub fn load_labels(
     }
 
     let labels_path = labels.unwrap_or(&bundle.labels_file);
-    let mut wanted = read_labels(labels_path)?;
+    load_parsed_labels(bundle, labels_path, read_labels(labels_path)?, options)
+}
+
+/// [`load_labels`] for labels already parsed (the daemon's `labels/set`
+/// command gets a labels file's text over MQTT); `labels_path` names where
+/// they came from in messages.
+pub fn load_parsed_labels(
+    bundle: &Bundle,
+    labels_path: &Path,
+    mut wanted: Vec<Label>,
+    options: &LabelOptions,
+) -> Result<(Vec<EmbeddedLabel>, LoadReport), LabelsError> {
+    let text_sha = bundle.text.as_ref().map(|t| t.encoder.sha256.clone());
+    let made_by_this_encoder = |emb: &LabelEmbeddings| match &text_sha {
+        Some(sha) => hex(&emb.text_encoder_sha256) == *sha,
+        None => true, // nothing to compare with: the file is all there is
+    };
     let templates = options.templates.as_deref().unwrap_or(&bundle.label_templates);
     wanted.iter_mut().for_each(|l| l.apply_templates(templates));
     let bundle_emb = match LabelEmbeddings::read(&bundle.labels_embeddings) {

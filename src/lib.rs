@@ -11,13 +11,16 @@
 //! `encode::text`). [`classify`] strings the stages together for one frame,
 //! [`evaluate`] measures accuracy on labelled images, [`mjpeg`] splits
 //! Motion-JPEG streams into frames, and [`commands`] holds the one-shot
-//! subcommands.
+//! subcommands. [`daemon`] is `edgeclip run`: it strings capture,
+//! classification and detection together per camera, with [`config`] for
+//! its settings and [`publish`] for MQTT and Home Assistant.
 
 pub mod bundle;
 pub mod capture;
 pub mod classify;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod detect;
 pub mod encode;
 pub mod evaluate;

@@ -127,6 +127,12 @@ enum Command {
         #[arg(long)]
         rgb: bool,
     },
+    /// Run the daemon: watch the configured cameras and publish detections over MQTT.
+    Run {
+        /// The configuration file (TOML; `edgeclip print-config` shows every key).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Check a configuration file: every mistake is reported with its file, line and key.
     CheckConfig {
         /// The configuration file (TOML).
@@ -147,12 +153,32 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
+/// Logs go to stderr (the journal, under systemd). `EDGECLIP_LOG` overrides
+/// the level; without it, commands log warnings and `run` what its
+/// configuration's `logging.level` says.
+fn init_logging(default: &str) {
+    use std::io::IsTerminal;
+    let mut filter = std::env::var("EDGECLIP_LOG").ok().filter(|f| !f.trim().is_empty()).unwrap_or_else(|| default.into());
+    // The embedded broker's own log (rumqttd) reports every client that
+    // connects and leaves, some of it as errors; edgeclip reports what
+    // matters about it. A filter that names rumqttd gets it back.
+    if !filter.contains("rumqttd") {
+        filter.push_str(",rumqttd=off");
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EDGECLIP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| default.into()))
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal, plain text for the journal.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Run { config } = &cli.command {
+        return run(config, cli.cache_dir.as_deref());
+    }
+    init_logging("warn");
     if let Some(dir) = &cli.cache_dir {
         // One source of truth for the cache location (labelset::default_cache_dir);
         // set before any thread starts.
@@ -180,6 +206,7 @@ fn main() -> ExitCode {
         Command::Devices => edgeclip::capture::v4l2::list_devices(&mut out),
         Command::Tokenize { json, texts } => commands::tokenize(&texts, json, &mut out),
         Command::CheckConfig { file } => commands::check_config(&file, &mut out),
+        Command::Run { .. } => unreachable!("handled above"),
         Command::PrintConfig => out.write_all(edgeclip::config::DEFAULT_CONFIG.as_bytes()).map_err(Into::into),
         Command::Capture { source, frames, out: out_dir, rgb } => {
             commands::capture(&commands::CaptureArgs { source, frames, out_dir, rgb }, &mut out)
@@ -187,6 +214,29 @@ fn main() -> ExitCode {
     };
     let _ = out.flush();
     match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `edgeclip run`: the configuration first (its errors name file, line and
+/// key), then logging at its level, then the daemon until a signal.
+fn run(path: &std::path::Path, cache_dir: Option<&std::path::Path>) -> ExitCode {
+    let mut config = match edgeclip::config::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(dir) = cache_dir {
+        config.model.cache_dir = dir.to_path_buf();
+    }
+    init_logging(&config.log_filter);
+    match edgeclip::daemon::run(config, Some(Box::new(std::io::stdout()))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

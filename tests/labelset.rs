@@ -29,14 +29,14 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 
 #[test]
 fn bundle_labels_come_from_its_labels_emb_without_the_text_encoder() {
-    let bundle = Bundle::load(&bundle_dir("tiny-text")).unwrap();
+    let bundle = Bundle::load(bundle_dir("tiny-text")).unwrap();
     let (labels, report) = load_labels(&bundle, None, &options(None)).unwrap();
     assert_eq!(report, LoadReport { from_bundle: labels.len(), ..Default::default() });
 }
 
 #[test]
 fn new_labels_are_embedded_then_cached() {
-    let bundle = Bundle::load(&bundle_dir("tiny-text")).unwrap();
+    let bundle = Bundle::load(bundle_dir("tiny-text")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     // "person" is in the bundle's labels.emb; the other two are not.
@@ -81,7 +81,7 @@ fn a_stale_bundle_labels_emb_is_ignored_when_labels_can_be_embedded() {
 
 #[test]
 fn without_a_text_encoder_a_new_label_names_its_line_and_the_fix() {
-    let bundle = Bundle::load(&bundle_dir("tiny-int8")).unwrap();
+    let bundle = Bundle::load(bundle_dir("tiny-int8")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "l.txt", "person\na purple giraffe\n");
     let e = load_labels(&bundle, Some(&file), &options(Some(dir.path()))).unwrap_err().to_string();
@@ -121,7 +121,7 @@ fn embed_labels_writes_what_the_exporter_wrote() {
 
 #[test]
 fn a_label_set_swapped_while_frames_are_matched() {
-    let bundle = Bundle::load(&bundle_dir("tiny-text")).unwrap();
+    let bundle = Bundle::load(bundle_dir("tiny-text")).unwrap();
     let encoder = Arc::new(ImageEncoder::load(&bundle, &EncoderOptions::default()).unwrap());
     let (all, _) = load_labels(&bundle, None, &options(None)).unwrap();
     let (dim, scale) = (bundle.embedding_dim, bundle.logit_scale);
@@ -135,7 +135,7 @@ fn a_label_set_swapped_while_frames_are_matched() {
         std::thread::spawn(move || {
             let mut swaps = 0usize;
             while !stop.load(Ordering::Relaxed) {
-                let labels = if swaps % 2 == 0 { &all[..2] } else { &all[..] };
+                let labels = if swaps.is_multiple_of(2) { &all[..2] } else { &all[..] };
                 set.replace(Matcher::new(labels, dim, scale).unwrap());
                 swaps += 1;
                 std::thread::sleep(std::time::Duration::from_millis(2));
@@ -166,7 +166,7 @@ fn a_label_set_swapped_while_frames_are_matched() {
 
 #[test]
 fn templates_give_prompts_to_labels_written_without_them() {
-    let bundle = Bundle::load(&bundle_dir("tiny-text")).unwrap();
+    let bundle = Bundle::load(bundle_dir("tiny-text")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "l.txt", "cat\ndog: a dog in the garden\n");
     let templates = vec!["a photo of a {}.".to_string(), "a blurry photo of a {}.".to_string()];

@@ -17,6 +17,7 @@ mod capture;
 mod cli;
 mod config;
 mod convert;
+mod daemon;
 mod demo_model;
 mod encoder;
 mod eval;

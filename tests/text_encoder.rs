@@ -100,7 +100,7 @@ fn truncated_prompts_are_reported() {
 
 #[test]
 fn a_bundle_without_a_text_encoder_says_what_that_means() {
-    let bundle = Bundle::load(&bundle_dir("tiny-int8")).unwrap();
+    let bundle = Bundle::load(bundle_dir("tiny-int8")).unwrap();
     let e = TextEncoder::load(&bundle, &EncoderOptions::default()).err().unwrap().to_string();
     assert!(e.starts_with(&format!("model bundle '{}' has no text encoder", bundle.dir.display())), "{e}");
     assert!(e.ends_with("tools/export_clip.py ... --labels FILE"), "{e}");

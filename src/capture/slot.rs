@@ -25,6 +25,8 @@ pub enum TakeError {
 pub struct Latest<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
+    /// Signalled when the consumer takes the value (for [`Latest::wait_taken`]).
+    taken: Condvar,
 }
 
 struct State<T> {
@@ -46,6 +48,7 @@ impl<T> Latest<T> {
         Latest {
             state: Mutex::new(State { value: None, pool: Vec::new(), closed: false, dropped: 0 }),
             ready: Condvar::new(),
+            taken: Condvar::new(),
         }
     }
 
@@ -73,6 +76,8 @@ impl<T> Latest<T> {
         let mut s = self.lock();
         loop {
             if let Some(v) = s.value.take() {
+                drop(s);
+                self.taken.notify_all();
                 return Ok(v);
             }
             if s.closed {
@@ -84,6 +89,23 @@ impl<T> Latest<T> {
             }
             s = self.ready.wait_timeout(s, left).unwrap_or_else(|e| e.into_inner()).0;
         }
+    }
+
+    /// Waits up to `timeout` until the slot is empty (the consumer took the
+    /// last value, or there was none); returns whether it is. A producer
+    /// that must not drop values (a recording replayed as fast as it is
+    /// inferred) calls it before each `put`.
+    pub fn wait_taken(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.lock();
+        while s.value.is_some() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || s.closed {
+                return false;
+            }
+            s = self.taken.wait_timeout(s, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        true
     }
 
     /// Gives a value back for reuse.
@@ -147,5 +169,23 @@ mod tests {
         assert_eq!(slot.take(Duration::from_secs(10)), Ok(7));
         assert_eq!(slot.take(Duration::from_secs(10)), Err(TakeError::Closed));
         producer.join().unwrap();
+    }
+
+    #[test]
+    fn a_producer_can_wait_for_the_consumer_instead_of_dropping() {
+        let slot = Arc::new(Latest::new());
+        assert!(slot.wait_taken(Duration::ZERO), "an empty slot needs no wait");
+        slot.put(1);
+        assert!(!slot.wait_taken(Duration::from_millis(10)), "nobody took it");
+        let consumer = {
+            let slot = Arc::clone(&slot);
+            std::thread::spawn(move || (0..3).map(|_| slot.take(Duration::from_secs(10)).unwrap()).collect::<Vec<_>>())
+        };
+        for v in [2, 3] {
+            assert!(slot.wait_taken(Duration::from_secs(10)));
+            slot.put(v);
+        }
+        assert_eq!(consumer.join().unwrap(), [1, 2, 3]);
+        assert_eq!(slot.dropped(), 0);
     }
 }

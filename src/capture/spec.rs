@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use super::exec::{ExecOptions, ExecSource};
 use super::file::{FileOptions, FileSource};
-use super::v4l2::{V4l2Options, V4l2Source};
+use super::v4l2::{KernelDevice, V4l2Options, V4l2Source};
 use super::{CaptureError, FrameSource, PixelFormat};
 
 /// Which source to open and how.
@@ -205,6 +205,21 @@ impl SourceSpec {
             SourceSpec::Exec(options) => Box::new(ExecSource::new(options.clone())),
             SourceSpec::File(options) => Box::new(FileSource::open(options.clone())?),
         })
+    }
+
+    /// Like [`open`](Self::open), but a V4L2 device is only opened on the
+    /// first frame, so that a camera missing when the daemon starts (not
+    /// yet plugged in, its driver still loading at boot) is waited for with
+    /// backoff instead of stopping the daemon. Settings are still checked
+    /// here.
+    pub fn open_lazy(&self) -> Result<Box<dyn FrameSource>, CaptureError> {
+        match self {
+            SourceSpec::V4l2(options) => Ok(Box::new(
+                V4l2Source::with_opener(options.clone(), Box::new(|p: &std::path::Path| KernelDevice::open(p)))
+                    .map_err(CaptureError::from)?,
+            )),
+            _ => self.open(),
+        }
     }
 }
 

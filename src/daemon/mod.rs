@@ -1,0 +1,496 @@
+//! `edgeclip run`: the daemon. It loads the model once, starts a capture
+//! and an inference thread per camera ([`camera`]), the MQTT client (and,
+//! with `broker = "embedded"`, a broker), and then runs the main loop on the
+//! calling thread:
+//!
+//! - events from the inference threads become MQTT messages ([`publisher`]);
+//! - command topics switch cameras on and off and replace their labels;
+//! - labels files are watched, and SIGHUP reloads them ([`labels`]);
+//! - stats are published every `mqtt.stats_interval_s` ([`stats`]);
+//! - SIGTERM or SIGINT ([`signals`]), or every recording having ended with
+//!   `exit_when_done`, stops it: active events end and are published,
+//!   `offline` is published, the MQTT queue is flushed for a bounded time,
+//!   and `run` returns (exit status 0).
+//!
+//! Nothing on this thread waits on a camera or the network: the MQTT client
+//! queues, and label sets are embedded on threads of their own.
+
+pub mod camera;
+pub mod labels;
+pub mod publisher;
+pub mod signals;
+pub mod stats;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use crate::bundle::Bundle;
+use crate::capture::SourceSpec;
+use crate::config::{Broker, CameraConfig, Config};
+use crate::encode::{EncoderOptions, ImageEncoder};
+use crate::labelset::{LabelOptions, LoadReport};
+use crate::publish::discovery::Discovery;
+use crate::publish::mqtt::{Incoming, MqttClient};
+use crate::publish::topics::{CommandTopic, Topics};
+
+use camera::{Camera, InferenceSetup, Output};
+use labels::{ActiveLabels, FileWatch, LabelsOrigin};
+use publisher::Publisher;
+use stats::{rate, CounterSnapshot};
+
+/// How long the main loop waits for an event before it does its periodic
+/// work; bounds how late a signal or a command is acted on.
+const TICK: Duration = Duration::from_millis(50);
+
+/// At shutdown, how long the inference threads get to finish their frame
+/// and report their last events, and then how long the MQTT client gets to
+/// deliver what is queued. Together under the 5 s after which a service
+/// manager would lose patience (systemd's default is 90 s, but `docker stop`
+/// and the issue ask for 5 s).
+const STOP_CAMERAS_WITHIN: Duration = Duration::from_millis(2000);
+const FLUSH_MQTT_WITHIN: Duration = Duration::from_millis(2500);
+
+/// Where `run` prints events when `logging.print_events` is set.
+pub type EventSink = Box<dyn Write + Send>;
+
+/// One camera as the main loop manages it.
+struct Managed {
+    config: CameraConfig,
+    camera: Camera,
+    watch: FileWatch,
+    finished: bool,
+    /// A label set being embedded now, and the newest request that came
+    /// meanwhile (it starts when the current one is done; older ones are
+    /// superseded).
+    loading: bool,
+    next_load: Option<(LabelsOrigin, String)>,
+}
+
+/// A label set embedded on a worker thread.
+struct Loaded {
+    camera: String,
+    result: anyhow::Result<(ActiveLabels, LoadReport)>,
+}
+
+struct Daemon {
+    config: Config,
+    bundle: Arc<Bundle>,
+    label_options: LabelOptions,
+    mqtt: MqttClient,
+    publisher: Publisher,
+    cameras: BTreeMap<String, Managed>,
+    loaded_tx: Sender<Loaded>,
+    loaded_rx: Receiver<Loaded>,
+    started: Instant,
+    last_stats: (Instant, BTreeMap<String, CounterSnapshot>),
+}
+
+/// Runs the daemon until a signal (or the end of every recording with
+/// `exit_when_done`). Errors are start-up failures: a model that does not
+/// load, a labels file with a mistake, a camera setting, a TLS file, a
+/// taken broker address.
+pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
+    let signals = signals::Signals::install().context("cannot install the signal handlers")?;
+    let started = Instant::now();
+
+    let encoder_options = EncoderOptions { threads: config.model.threads, fold_constants: true };
+    let bundle = Arc::new(
+        Bundle::load(&config.model.path).with_context(|| format!("model.path '{}'", config.model.path.display()))?,
+    );
+    let encoder = Arc::new(ImageEncoder::load(&bundle, &encoder_options)?);
+    let label_options =
+        LabelOptions { cache_dir: Some(config.model.cache_dir.clone()), encoder: encoder_options, templates: None };
+    tracing::info!(
+        "edgeclip {}: node '{}', model '{}' ({}), {} camera(s)",
+        env!("CARGO_PKG_VERSION"),
+        config.node,
+        bundle.name,
+        bundle.dir.display(),
+        config.cameras.len()
+    );
+
+    // Every camera's labels before anything is published: a mistake in one
+    // stops the start with its file and line.
+    let mut initial = Vec::new();
+    for cam in &config.cameras {
+        let (text, hash) = labels::read_file(&cam.labels).with_context(|| format!("camera '{}'", cam.name))?;
+        let origin = LabelsOrigin::File(cam.labels.clone());
+        let (active, report) = labels::load(&bundle, origin, &text, cam.threshold, &label_options)
+            .with_context(|| format!("camera '{}'", cam.name))?;
+        log_loaded(&cam.name, &active, &report);
+        initial.push((active, hash));
+    }
+
+    // Runs until the process exits.
+    let _broker = match config.mqtt.broker {
+        Broker::Embedded { listen } => Some(crate::publish::broker::start_embedded_broker(listen)?),
+        Broker::External { .. } => None,
+    };
+    let topics = Topics::new(&config.mqtt.topic_prefix, &config.node);
+    let discovery = config
+        .homeassistant
+        .enabled
+        .then(|| Discovery::new(&config.homeassistant.discovery_prefix, &config.node, &bundle.name, topics.clone()));
+    let mut subscriptions = vec![topics.commands_filter()];
+    if let Some(d) = &discovery {
+        subscriptions.push(d.status_topic());
+    }
+    let mqtt = MqttClient::start(&config.mqtt, topics.availability(), subscriptions)?;
+    let publisher = Publisher::new(topics, discovery, &config.node, &bundle.name, if config.print_events { print } else { None });
+
+    let (out_tx, out_rx) = mpsc::channel();
+    let (loaded_tx, loaded_rx) = mpsc::channel();
+    let mut daemon = Daemon {
+        bundle: Arc::clone(&bundle),
+        label_options,
+        mqtt,
+        publisher,
+        cameras: BTreeMap::new(),
+        loaded_tx,
+        loaded_rx,
+        started,
+        last_stats: (started, BTreeMap::new()),
+        config: config.clone(),
+    };
+    // `out_tx` lives as long as the main loop: cameras whose recordings
+    // ended do not stop a daemon that still serves MQTT commands.
+    for (cam, (active, hash)) in config.cameras.iter().zip(initial) {
+        daemon.start_camera(cam, active, hash, &encoder, &out_tx)?;
+    }
+
+    daemon.main_loop(&signals, &out_rx);
+    drop(out_tx);
+    daemon.shutdown(&out_rx);
+    Ok(())
+}
+
+fn log_loaded(camera: &str, active: &ActiveLabels, report: &LoadReport) {
+    tracing::info!(
+        "camera '{camera}': {} labels from {} ({} from the bundle, {} from the cache, {} embedded now)",
+        active.detector.len(),
+        active.origin,
+        report.from_bundle,
+        report.from_cache,
+        report.embedded
+    );
+}
+
+impl Daemon {
+    fn start_camera(
+        &mut self,
+        cam: &CameraConfig,
+        active: ActiveLabels,
+        hash: [u8; 32],
+        encoder: &Arc<ImageEncoder>,
+        out: &Sender<Output>,
+    ) -> anyhow::Result<()> {
+        let source = cam.source.open_lazy().with_context(|| format!("camera '{}': source {}", cam.name, cam.source))?;
+        // A recording without a frame rate is replayed as fast as it is
+        // inferred, every frame of it.
+        let wait_for_inference = matches!(&cam.source, SourceSpec::File(f) if f.fps.is_none());
+        let positive: Vec<String> = active.positive_names().map(String::from).collect();
+        let setup = InferenceSetup {
+            bundle: Arc::clone(&self.bundle),
+            encoder: Arc::clone(encoder),
+            detector: cam.detector,
+            motion: cam.motion,
+            max_fps: cam.max_fps,
+            out: out.clone(),
+        };
+        let camera =
+            Camera::start(&cam.name, source, cam.source.to_string(), cam.enabled, active, setup, wait_for_inference)?;
+        let p = &self.publisher;
+        p.enabled(&self.mqtt, &cam.name, cam.enabled);
+        p.all_off(&self.mqtt, &cam.name, positive.iter().map(String::as_str));
+        p.discovery_for(&self.mqtt, &cam.name, positive.iter().map(String::as_str));
+        tracing::info!("camera '{}': {} ({})", cam.name, cam.source, if cam.enabled { "enabled" } else { "disabled" });
+        self.cameras.insert(
+            cam.name.clone(),
+            Managed {
+                config: cam.clone(),
+                camera,
+                watch: FileWatch::new(cam.labels.clone(), hash),
+                finished: false,
+                loading: false,
+                next_load: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn main_loop(&mut self, signals: &signals::Signals, out_rx: &Receiver<Output>) {
+        let mut next_poll = Instant::now() + labels::POLL_INTERVAL;
+        loop {
+            if signals.stop_requested() {
+                tracing::info!("stopping: signal received");
+                return;
+            }
+            if self.config.exit_when_done && self.cameras.values().all(|c| c.finished) {
+                tracing::info!("stopping: every camera's source has ended (exit_when_done)");
+                return;
+            }
+            match out_rx.recv_timeout(TICK) {
+                Ok(output) => self.handle_output(output),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+            }
+            while let Ok(output) = out_rx.try_recv() {
+                self.handle_output(output);
+            }
+            while let Ok(loaded) = self.loaded_rx.try_recv() {
+                self.apply_loaded(loaded);
+            }
+            while let Ok(msg) = self.mqtt.incoming().try_recv() {
+                self.handle_incoming(msg);
+            }
+            let reload_all = signals.take_reload();
+            if reload_all {
+                tracing::info!("SIGHUP: reloading every labels file");
+            }
+            if reload_all || Instant::now() >= next_poll {
+                next_poll = Instant::now() + labels::POLL_INTERVAL;
+                self.poll_labels_files(reload_all);
+            }
+            if self.last_stats.0.elapsed() >= self.config.mqtt.stats_interval {
+                self.publish_stats();
+            }
+        }
+    }
+
+    fn handle_output(&mut self, output: Output) {
+        match output {
+            Output::Events { camera, events, snapshot, frame_time } => {
+                for e in &events {
+                    self.publisher.event(&self.mqtt, &camera, e, snapshot.as_deref().map(Vec::as_slice), frame_time);
+                }
+            }
+            Output::Finished { camera, source_ended } => {
+                if let Some(c) = self.cameras.get_mut(&camera) {
+                    c.finished = true;
+                }
+                if source_ended {
+                    tracing::info!("camera '{camera}': its source has ended");
+                }
+            }
+        }
+    }
+
+    fn poll_labels_files(&mut self, force: bool) {
+        let mut requests = Vec::new();
+        for (name, c) in &mut self.cameras {
+            match c.watch.poll(force) {
+                Some(Ok(text)) => requests.push((name.clone(), LabelsOrigin::File(c.watch.path.clone()), text)),
+                Some(Err(e)) => tracing::error!("camera '{name}': {e}; keeping the current labels"),
+                None => {}
+            }
+        }
+        for (camera, origin, text) in requests {
+            self.request_load(&camera, origin, text);
+        }
+    }
+
+    /// Embeds a label set on a worker thread (one at a time per camera).
+    fn request_load(&mut self, camera: &str, origin: LabelsOrigin, text: String) {
+        let Some(c) = self.cameras.get_mut(camera) else { return };
+        if c.loading {
+            c.next_load = Some((origin, text));
+            return;
+        }
+        c.loading = true;
+        let (bundle, options, tx) = (Arc::clone(&self.bundle), self.label_options.clone(), self.loaded_tx.clone());
+        let (name, threshold) = (camera.to_string(), c.config.threshold);
+        let spawned = std::thread::Builder::new().name(format!("labels-{camera}")).spawn(move || {
+            let result = labels::load(&bundle, origin, &text, threshold, &options);
+            let _ = tx.send(Loaded { camera: name, result });
+        });
+        if let Err(e) = spawned {
+            tracing::error!("camera '{camera}': cannot start loading labels: {e}");
+            c.loading = false;
+        }
+    }
+
+    fn apply_loaded(&mut self, loaded: Loaded) {
+        let Some(c) = self.cameras.get_mut(&loaded.camera) else { return };
+        c.loading = false;
+        let next = c.next_load.take();
+        match loaded.result {
+            Ok((active, report)) => {
+                log_loaded(&loaded.camera, &active, &report);
+                let new: Vec<String> = active.positive_names().map(String::from).collect();
+                let old = c.camera.shared.set_labels(active);
+                let new_refs: Vec<&str> = new.iter().map(String::as_str).collect();
+                self.publisher.labels_changed(&self.mqtt, &loaded.camera, old.positive_names(), &new_refs);
+            }
+            Err(e) => tracing::error!(
+                "camera '{}': {e:#}; keeping the labels from {}",
+                loaded.camera,
+                c.camera.shared.labels().origin
+            ),
+        }
+        if let Some((origin, text)) = next {
+            self.request_load(&loaded.camera, origin, text);
+        }
+    }
+
+    fn handle_incoming(&mut self, msg: Incoming) {
+        if let Some(d) = &self.publisher.discovery {
+            if msg.topic == d.status_topic() {
+                if msg.payload.trim_ascii().eq_ignore_ascii_case(b"online") {
+                    tracing::info!("Home Assistant is online: publishing discovery again");
+                    for (name, c) in &self.cameras {
+                        let labels = c.camera.shared.labels();
+                        self.publisher.discovery_for(&self.mqtt, name, labels.positive_names());
+                    }
+                }
+                return;
+            }
+        }
+        let Some(command) = self.publisher.topics.parse_command(&msg.topic) else { return };
+        let camera = match &command {
+            CommandTopic::Enabled { camera } | CommandTopic::Labels { camera } => camera.clone(),
+        };
+        if !self.cameras.contains_key(&camera) {
+            let names: Vec<&str> = self.cameras.keys().map(String::as_str).collect();
+            tracing::warn!("MQTT command on '{}': no camera named '{camera}' here (cameras: {})", msg.topic, names.join(", "));
+            return;
+        }
+        match command {
+            CommandTopic::Enabled { .. } => {
+                let text = String::from_utf8_lossy(&msg.payload);
+                let enabled = match text.trim().to_ascii_lowercase().as_str() {
+                    "on" | "true" | "1" => true,
+                    "off" | "false" | "0" => false,
+                    other => {
+                        tracing::warn!(
+                            "MQTT command on '{}': '{other}' is not a switch value; accepted: ON or OFF",
+                            msg.topic
+                        );
+                        return;
+                    }
+                };
+                let c = &self.cameras[&camera];
+                c.camera.shared.enabled.store(enabled, Ordering::SeqCst);
+                self.publisher.enabled(&self.mqtt, &camera, enabled);
+                tracing::info!("camera '{camera}': {} by MQTT command", if enabled { "enabled" } else { "disabled" });
+            }
+            CommandTopic::Labels { .. } => {
+                if msg.payload.len() > labels::MAX_COMMAND_LABELS_BYTES {
+                    tracing::warn!(
+                        "MQTT command on '{}': {} bytes of labels refused; at most {} are accepted",
+                        msg.topic,
+                        msg.payload.len(),
+                        labels::MAX_COMMAND_LABELS_BYTES
+                    );
+                    return;
+                }
+                let Ok(text) = String::from_utf8(msg.payload) else {
+                    tracing::warn!("MQTT command on '{}': the labels are not UTF-8 text; refused", msg.topic);
+                    return;
+                };
+                tracing::info!("camera '{camera}': new labels by MQTT command on '{}'", msg.topic);
+                self.request_load(&camera, LabelsOrigin::Command(msg.topic), text);
+            }
+        }
+    }
+
+    fn publish_stats(&mut self) {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last_stats.0);
+        let m = self.mqtt.stats();
+        let mut cameras = serde_json::Map::new();
+        let mut snapshots = BTreeMap::new();
+        for (name, c) in &self.cameras {
+            let s = &c.camera.shared;
+            let counts = s.counters.snapshot();
+            let before = self.last_stats.1.get(name).copied().unwrap_or_default();
+            let latency = s.latencies.lock().unwrap_or_else(|e| e.into_inner()).take_json();
+            let labels = s.labels();
+            cameras.insert(
+                name.clone(),
+                json!({
+                    "enabled": s.enabled.load(Ordering::Relaxed),
+                    "running": !c.finished,
+                    "source": s.source,
+                    "labels": labels.detector.len(),
+                    "labels_from": labels.origin.to_string(),
+                    "active": *s.active.lock().unwrap_or_else(|e| e.into_inner()),
+                    "fps": {
+                        "captured": rate(counts.captured, before.captured, elapsed),
+                        "inferred": rate(counts.inferred, before.inferred, elapsed),
+                    },
+                    "frames": {
+                        "captured": counts.captured,
+                        "inferred": counts.inferred,
+                        "dropped": s.slot.dropped(),
+                        "motion_skipped": counts.motion_skipped,
+                        "rate_skipped": counts.rate_skipped,
+                        "disabled_skipped": counts.disabled_skipped,
+                        "corrupt": counts.corrupt,
+                        "source_errors": counts.source_errors,
+                    },
+                    "latency": latency,
+                }),
+            );
+            snapshots.insert(name.clone(), counts);
+        }
+        let stats: Value = json!({
+            "node": self.config.node,
+            "model": self.bundle.name,
+            "version": env!("CARGO_PKG_VERSION"),
+            "time": publisher::rfc3339(SystemTime::now()),
+            "uptime_s": self.started.elapsed().as_secs(),
+            "interval_s": (elapsed.as_secs_f64() * 10.0).round() / 10.0,
+            "mqtt": {
+                "connected": m.connected,
+                "queued": m.queued,
+                "overflowed": m.overflowed,
+                "published": m.published,
+                "reconnects": m.reconnects,
+                "last_error": m.last_error,
+            },
+            "cameras": cameras,
+        });
+        self.publisher.stats(&self.mqtt, &stats);
+        self.last_stats = (now, snapshots);
+    }
+
+    /// Ends every camera (their last events are published), publishes the
+    /// final stats and `offline`, and flushes the MQTT queue, all within
+    /// [`STOP_CAMERAS_WITHIN`] + [`FLUSH_MQTT_WITHIN`].
+    fn shutdown(mut self, out_rx: &Receiver<Output>) {
+        for c in self.cameras.values() {
+            c.camera.request_stop();
+        }
+        let deadline = Instant::now() + STOP_CAMERAS_WITHIN;
+        while self.cameras.values().any(|c| !c.finished) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match out_rx.recv_timeout(left.min(TICK)) {
+                Ok(output) => self.handle_output(output),
+                Err(RecvTimeoutError::Timeout) if left.is_zero() => break,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        while let Ok(output) = out_rx.try_recv() {
+            self.handle_output(output);
+        }
+        for (name, c) in &mut self.cameras {
+            if !c.camera.join(deadline) {
+                tracing::warn!("camera '{name}': its inference thread did not stop in time; its last events may be missing");
+            }
+        }
+        self.publish_stats();
+        let report = self.mqtt.shutdown(FLUSH_MQTT_WITHIN);
+        if report.undelivered.is_empty() {
+            tracing::info!("stopped: {report}");
+        } else {
+            tracing::warn!("stopped: {report}");
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! What the daemon counts and times while it runs, and the stats message
+//! built from it.
+//!
+//! Each camera's threads bump lock-free counters ([`CameraCounters`]) and
+//! record per-stage latencies into fixed-size windows ([`Latencies`], no
+//! allocation once built); the main loop turns both into the JSON published
+//! on `<prefix>/<node>/stats` every `mqtt.stats_interval_s`, rates computed
+//! from the difference with the previous report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// Samples a latency window keeps between two reports. At 30 inferences a
+/// second and a 60 s interval this is every sample; beyond it the window
+/// keeps the first ones (the summary says how many it saw).
+const WINDOW_SAMPLES: usize = 4096;
+
+/// Lock-free counts of one camera's frames, since start.
+#[derive(Debug, Default)]
+pub struct CameraCounters {
+    /// Frames the source delivered.
+    pub captured: AtomicU64,
+    /// Frames the encoder ran on.
+    pub inferred: AtomicU64,
+    /// Frames the motion gate found still.
+    pub motion_skipped: AtomicU64,
+    /// Frames skipped to stay under `max_fps`.
+    pub rate_skipped: AtomicU64,
+    /// Frames skipped while the camera was disabled.
+    pub disabled_skipped: AtomicU64,
+    /// Frames that could not be read or decoded (counted, skipped).
+    pub corrupt: AtomicU64,
+    /// Source failures: a camera gone, busy, a command that died, timeouts.
+    pub source_errors: AtomicU64,
+}
+
+impl CameraCounters {
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CounterSnapshot {
+            captured: get(&self.captured),
+            inferred: get(&self.inferred),
+            motion_skipped: get(&self.motion_skipped),
+            rate_skipped: get(&self.rate_skipped),
+            disabled_skipped: get(&self.disabled_skipped),
+            corrupt: get(&self.corrupt),
+            source_errors: get(&self.source_errors),
+        }
+    }
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    pub captured: u64,
+    pub inferred: u64,
+    pub motion_skipped: u64,
+    pub rate_skipped: u64,
+    pub disabled_skipped: u64,
+    pub corrupt: u64,
+    pub source_errors: u64,
+}
+
+/// Latency samples of one stage, in milliseconds.
+#[derive(Debug)]
+pub struct Window {
+    samples: Vec<f32>,
+    /// Samples offered, including those beyond the window's capacity.
+    seen: u64,
+    max: f32,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window { samples: Vec::with_capacity(WINDOW_SAMPLES), seen: 0, max: 0.0 }
+    }
+}
+
+/// Median, 99th percentile and maximum of a window, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50: f32,
+    pub p99: f32,
+    pub max: f32,
+}
+
+impl Window {
+    pub fn record(&mut self, d: Duration) {
+        let ms = d.as_secs_f32() * 1000.0;
+        self.seen += 1;
+        self.max = self.max.max(ms);
+        if self.samples.len() < WINDOW_SAMPLES {
+            self.samples.push(ms);
+        }
+    }
+
+    /// The summary since the last call, which empties the window.
+    pub fn take(&mut self) -> LatencySummary {
+        let summary = summarize(&mut self.samples, self.seen, self.max);
+        self.samples.clear();
+        self.seen = 0;
+        self.max = 0.0;
+        summary
+    }
+}
+
+/// Nearest-rank percentiles of `samples` (sorted in place).
+pub fn summarize(samples: &mut [f32], count: u64, max: f32) -> LatencySummary {
+    if samples.is_empty() {
+        return LatencySummary::default();
+    }
+    samples.sort_unstable_by(f32::total_cmp);
+    let rank = |p: f64| samples[((p * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
+    LatencySummary { count, p50: rank(0.50), p99: rank(0.99), max }
+}
+
+/// One camera's latency windows, per stage of an inferred frame.
+#[derive(Debug, Default)]
+pub struct Latencies {
+    /// JPEG decoding or pixel conversion to RGB.
+    pub decode: Window,
+    pub preprocess: Window,
+    pub encode: Window,
+    pub matching: Window,
+    /// From the frame's arrival in the capture thread to its scores and
+    /// events being handed to the publisher.
+    pub frame_to_publish: Window,
+}
+
+impl Latencies {
+    pub fn take_json(&mut self) -> Value {
+        let stage = |w: &mut Window| {
+            let s = w.take();
+            json!({ "count": s.count, "p50_ms": round2(s.p50), "p99_ms": round2(s.p99), "max_ms": round2(s.max) })
+        };
+        json!({
+            "decode": stage(&mut self.decode),
+            "preprocess": stage(&mut self.preprocess),
+            "encode": stage(&mut self.encode),
+            "match": stage(&mut self.matching),
+            "frame_to_publish": stage(&mut self.frame_to_publish),
+        })
+    }
+}
+
+/// Rounds to 2 decimals for JSON meant to be read by people.
+pub fn round2(x: f32) -> f64 {
+    (f64::from(x) * 100.0).round() / 100.0
+}
+
+/// Frames per second between two snapshots of a counter.
+pub fn rate(now: u64, before: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs <= 0.0 {
+        return 0.0;
+    }
+    ((now.saturating_sub(before)) as f64 / secs * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank_and_the_window_empties() {
+        let mut w = Window::default();
+        for ms in 1..=100 {
+            w.record(Duration::from_millis(ms));
+        }
+        let s = w.take();
+        assert_eq!(s.count, 100);
+        assert_eq!((s.p50, s.p99, s.max), (50.0, 99.0, 100.0));
+        assert_eq!(w.take(), LatencySummary::default());
+    }
+
+    #[test]
+    fn a_full_window_still_counts_and_keeps_the_maximum() {
+        let mut w = Window::default();
+        for _ in 0..WINDOW_SAMPLES {
+            w.record(Duration::from_millis(1));
+        }
+        w.record(Duration::from_millis(500));
+        let s = w.take();
+        assert_eq!(s.count, WINDOW_SAMPLES as u64 + 1);
+        assert_eq!(s.max, 500.0);
+        assert_eq!(s.p99, 1.0);
+    }
+
+    #[test]
+    fn rates_are_per_second() {
+        assert_eq!(rate(130, 100, Duration::from_secs(10)), 3.0);
+        assert_eq!(rate(5, 5, Duration::ZERO), 0.0);
+    }
+}
