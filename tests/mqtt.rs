@@ -474,6 +474,9 @@ fn a_broker_that_lost_its_store_gets_the_retained_states_and_subscriptions_again
     std::fs::remove_file(broker.dir().join("mosquitto.db")).unwrap();
     broker.restart();
     wait_until("the client is back", Duration::from_secs(10), || client.stats().reconnects == 2);
+    // Until they are acknowledged, a new subscriber could get them live
+    // rather than retained.
+    wait_until("online and the states are delivered", Duration::from_secs(5), || client.stats().queued == 0);
     let kept = retained(broker.port(), "late", "edgeclip/r/#");
     assert_eq!(kept.get(state).map(Vec::as_slice), Some(&b"ON"[..]), "{:?}", kept.keys());
     assert_eq!(kept.get("edgeclip/r/cam/dog/state").map(Vec::as_slice), Some(&b"OFF"[..]));
