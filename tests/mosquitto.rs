@@ -316,10 +316,11 @@ impl Subscriber {
                     match event {
                         Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
                             connects.lock().unwrap().push(ack.session_present);
-                            if !ack.session_present {
-                                for f in &filters {
-                                    let _ = sub_client.try_subscribe(f.clone(), rumqttc::QoS::AtLeastOnce);
-                                }
+                            // Every time: a session the broker says it kept
+                            // may still lack a subscription whose SUBACK was
+                            // lost with the connection.
+                            for f in &filters {
+                                let _ = sub_client.try_subscribe(f.clone(), rumqttc::QoS::AtLeastOnce);
                             }
                         }
                         Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
@@ -360,7 +361,7 @@ impl Subscriber {
             match self.next(left) {
                 Some(m) if m.topic == topic => return m,
                 Some(_) => {}
-                None => panic!("nothing on '{topic}' within {timeout:?}"),
+                None => panic!("nothing on '{topic}' within {timeout:?} (connections: {:?})", self.connects()),
             }
         }
     }
@@ -374,7 +375,9 @@ impl Subscriber {
             match self.next(left) {
                 Some(m) if m.topic == topic && m.payload == payload.as_bytes() => return m,
                 Some(_) => {}
-                None => panic!("no '{payload}' on '{topic}' within {timeout:?}"),
+                None => {
+                    panic!("no '{payload}' on '{topic}' within {timeout:?} (connections: {:?})", self.connects())
+                }
             }
         }
     }
@@ -388,7 +391,7 @@ impl Subscriber {
         all
     }
 
-    /// `session_present` of each CONNACK so far.
+    /// `session_present` of each CONNACK so far (for failure messages).
     pub fn connects(&self) -> Vec<bool> {
         self.connects.lock().unwrap().clone()
     }

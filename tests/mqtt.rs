@@ -187,11 +187,13 @@ fn shutdown_gives_up_at_its_timeout_and_returns_what_was_not_delivered() {
 fn child_process_client() {
     let Ok(port) = std::env::var("EDGECLIP_TEST_MQTT_CHILD_PORT") else { return };
     let port: u16 = port.parse().unwrap();
+    let started = Instant::now();
     let client =
         MqttClient::start(&config(plain(port), "edgeclip-child"), "edgeclip/child/availability".into(), vec![])
             .unwrap();
     connected(&client);
     println!("CHILD CONNECTED");
+    println!("after {:?}: {:?}", started.elapsed(), client.stats());
     std::thread::sleep(Duration::from_secs(60));
     drop(client);
 }
@@ -227,6 +229,9 @@ fn a_killed_client_leaves_offline(port: u16) {
             }
         }
     }
+    // How long it took and what it met on the way, should what follows fail.
+    let report = lines.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+    eprintln!("child client connected {report}");
     sub.wait_for("edgeclip/child/availability", "online", Duration::from_secs(5));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -469,6 +474,9 @@ fn a_broker_that_lost_its_store_gets_the_retained_states_and_subscriptions_again
     std::fs::remove_file(broker.dir().join("mosquitto.db")).unwrap();
     broker.restart();
     wait_until("the client is back", Duration::from_secs(10), || client.stats().reconnects == 2);
+    // Until they are acknowledged, a new subscriber could get them live
+    // rather than retained.
+    wait_until("online and the states are delivered", Duration::from_secs(5), || client.stats().queued == 0);
     let kept = retained(broker.port(), "late", "edgeclip/r/#");
     assert_eq!(kept.get(state).map(Vec::as_slice), Some(&b"ON"[..]), "{:?}", kept.keys());
     assert_eq!(kept.get("edgeclip/r/cam/dog/state").map(Vec::as_slice), Some(&b"OFF"[..]));
