@@ -73,11 +73,7 @@ pub fn load_labels(
     labels: Option<&Path>,
     options: &LabelOptions,
 ) -> Result<(Vec<EmbeddedLabel>, LoadReport), LabelsError> {
-    let text_sha = bundle.text.as_ref().map(|t| t.encoder.sha256.clone());
-    let made_by_this_encoder = |emb: &LabelEmbeddings| match &text_sha {
-        Some(sha) => hex(&emb.text_encoder_sha256) == *sha,
-        None => true, // nothing to compare with: the file is all there is
-    };
+    let made_by_this_encoder = |emb: &LabelEmbeddings| made_by_encoder_of(bundle, emb);
 
     if let Some(path) = labels.filter(|p| p.extension().is_some_and(|e| e == "emb")) {
         let emb = LabelEmbeddings::read(path)?;
@@ -103,10 +99,7 @@ pub fn load_parsed_labels(
     options: &LabelOptions,
 ) -> Result<(Vec<EmbeddedLabel>, LoadReport), LabelsError> {
     let text_sha = bundle.text.as_ref().map(|t| t.encoder.sha256.clone());
-    let made_by_this_encoder = |emb: &LabelEmbeddings| match &text_sha {
-        Some(sha) => hex(&emb.text_encoder_sha256) == *sha,
-        None => true, // nothing to compare with: the file is all there is
-    };
+    let made_by_this_encoder = |emb: &LabelEmbeddings| made_by_encoder_of(bundle, emb);
     let templates = options.templates.as_deref().unwrap_or(&bundle.label_templates);
     wanted.iter_mut().for_each(|l| l.apply_templates(templates));
     let bundle_emb = match LabelEmbeddings::read(&bundle.labels_embeddings) {
@@ -180,6 +173,12 @@ pub fn load_parsed_labels(
         }
     }
     Ok((found, report))
+}
+
+/// Whether `emb` was made by the bundle's text encoder. A bundle without one
+/// has nothing to compare with: its file is all there is.
+fn made_by_encoder_of(bundle: &Bundle, emb: &LabelEmbeddings) -> bool {
+    bundle.text.as_ref().is_none_or(|t| hex(&emb.text_encoder_sha256) == t.encoder.sha256)
 }
 
 fn stale(path: &Path, emb: &LabelEmbeddings, bundle: &Bundle) -> LabelsError {

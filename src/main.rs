@@ -158,13 +158,8 @@ enum Command {
 /// configuration's `logging.level` says.
 fn init_logging(default: &str) {
     use std::io::IsTerminal;
-    let mut filter = std::env::var("EDGECLIP_LOG").ok().filter(|f| !f.trim().is_empty()).unwrap_or_else(|| default.into());
-    // The embedded broker's own log (rumqttd) reports every client that
-    // connects and leaves, some of it as errors; edgeclip reports what
-    // matters about it. A filter that names rumqttd gets it back.
-    if !filter.contains("rumqttd") {
-        filter.push_str(",rumqttd=off");
-    }
+    let filter = std::env::var("EDGECLIP_LOG").ok().filter(|f| !f.trim().is_empty()).unwrap_or_else(|| default.into());
+    let filter = edgeclip::publish::broker::quiet_broker_logs(&filter);
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| default.into()))
         .with_writer(std::io::stderr)

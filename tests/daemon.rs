@@ -487,6 +487,10 @@ fn discovery_follows_label_edits_and_home_assistant_restarts() {
     daemon.wait_stderr(Duration::from_secs(5), "labels.txt:");
     assert!(daemon.stderr_text().contains("keeping the labels"), "{}", daemon.stderr_text());
 
+    // SIGHUP reloads the file whatever its state (here, still broken).
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_stderr(Duration::from_secs(5), "SIGHUP: reloading every labels file");
+
     daemon.signal(libc::SIGTERM);
     assert!(daemon.wait_exit(Duration::from_secs(10)).success());
 }
@@ -693,4 +697,37 @@ fn a_wrong_password_is_a_clear_error_retried_without_a_crash() {
         m.iter().any(|r| r.topic == "edgeclip/test/availability" && r.payload == b"online")
     });
     drop(daemon);
+}
+
+#[test]
+fn a_corrupt_frame_is_counted_and_skipped_and_nothing_else_changes() {
+    // Frame 100 (the blue diamond in full view) replaced by a JPEG header
+    // and garbage, as a failing camera sends.
+    let dir = tempfile::tempdir().unwrap();
+    let mut frames = clip_frames();
+    let mut broken = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+    broken.extend((0..4000u32).map(|i| (i * 7 % 128) as u8));
+    broken.extend([0xFF, 0xD9]);
+    frames[100] = broken;
+    let path = dir.path().join("broken.mjpeg");
+    std::fs::write(&path, frames.concat()).unwrap();
+
+    let broker = Mosquitto::start(MosquittoOptions::default());
+    let sub = Subscriber::connect(broker.port(), "corrupt-sub", &["edgeclip/#"]);
+    let mut daemon = Daemon::start(&format!(
+        "exit_when_done = true\n{}",
+        config(&format!("broker = \"mqtt://127.0.0.1:{}\"", broker.port()), &format!("file:{}", path.display()), "")
+    ));
+    assert!(daemon.wait_exit(Duration::from_secs(300)).success(), "{}", daemon.stderr_text());
+    let all = sub.wait_for(Duration::from_secs(10), "offline", |m| {
+        m.iter().any(|r| r.topic == "edgeclip/test/availability" && r.payload == b"offline")
+    });
+    check_against_truth(&events(&all, "edgeclip/test/demo/events"));
+    let stats: Value =
+        serde_json::from_slice(&all.iter().rev().find(|r| r.topic == "edgeclip/test/stats").unwrap().payload).unwrap();
+    let counted = &stats["cameras"]["demo"]["frames"];
+    assert_eq!(counted["corrupt"], 1, "{stats}");
+    assert_eq!(counted["inferred"].as_u64().unwrap() + counted["motion_skipped"].as_u64().unwrap(), 419);
+    // The splitter already sees the broken segments: logged with where.
+    assert!(daemon.stderr_text().contains("skipped a corrupt frame"), "{}", daemon.stderr_text());
 }

@@ -91,8 +91,15 @@ impl Publisher {
             }
         }
         mqtt.publish(Message::event(self.topics.events(camera), json.to_string().into_bytes()));
-        let state = if e.kind == EventKind::Start { "ON" } else { "OFF" };
-        mqtt.publish(Message::retained(self.topics.state(camera, &e.label), state.into()));
+        // A removed label's retained state was cleared when its label set
+        // changed (`labels_changed`); its ending event must not bring an
+        // OFF back.
+        let state: &[u8] = match (e.kind, e.reason) {
+            (EventKind::Start, _) => b"ON",
+            (EventKind::End, Some(EndReason::LabelRemoved)) => b"",
+            (EventKind::End, _) => b"OFF",
+        };
+        mqtt.publish(Message::retained(self.topics.state(camera, &e.label), state.to_vec()));
         if let Some(out) = &mut self.print {
             let line = match e.kind {
                 EventKind::Start => format!(
