@@ -154,7 +154,8 @@ fn the_demo_clip_decodes_exactly_like_libjpeg_turbo() {
             (f[1].parse().unwrap(), f[2].parse().unwrap(), f[3])
         })
         .collect();
-    let clip = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-shapes/demo.mjpeg")).unwrap();
+    let clip =
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-shapes/demo.mjpeg")).unwrap();
     let mut converter = Converter::new(None);
     let mut out = RgbImage::new();
     let mut differing = Vec::new();

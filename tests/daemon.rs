@@ -108,7 +108,11 @@ impl Subscriber {
             if done(&all) {
                 return all;
             }
-            assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; got {} messages", all.len());
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; got {} messages",
+                all.len()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -248,7 +252,8 @@ type Visit = (String, (u64, u64), (u64, u64));
 
 /// The clip's visits, in order.
 fn truth_visits() -> Vec<Visit> {
-    let truth: Value = serde_json::from_str(&std::fs::read_to_string(model_dir().join("demo.truth.json")).unwrap()).unwrap();
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(model_dir().join("demo.truth.json")).unwrap()).unwrap();
     let mut visits = Vec::new();
     for (label, t) in truth["labels"].as_object().unwrap() {
         let span = &t["visible"].as_array().unwrap();
@@ -262,7 +267,10 @@ fn truth_visits() -> Vec<Visit> {
             .filter(|(_, f)| f.as_array().unwrap().iter().any(|l| l == label.as_str()))
             .map(|(i, _)| i as u64)
             .collect();
-        let any = (partial.iter().copied().chain([first]).min().unwrap(), partial.iter().copied().chain([last]).max().unwrap());
+        let any = (
+            partial.iter().copied().chain([first]).min().unwrap(),
+            partial.iter().copied().chain([last]).max().unwrap(),
+        );
         visits.push((label.clone(), any, (first, last)));
     }
     visits.sort_by_key(|v| v.2 .0);
@@ -332,7 +340,11 @@ fn the_demo_clip_gives_its_ground_truth_over_mosquitto() {
     let labels = positive_labels();
     assert_eq!(labels.len(), 16);
     for label in &labels {
-        assert_eq!(last.get(&format!("edgeclip/test/demo/{label}/state")).map(Vec::as_slice), Some(&b"OFF"[..]), "{label}");
+        assert_eq!(
+            last.get(&format!("edgeclip/test/demo/{label}/state")).map(Vec::as_slice),
+            Some(&b"OFF"[..]),
+            "{label}"
+        );
     }
     for label in starts.keys() {
         let states: Vec<&[u8]> = all
@@ -362,12 +374,19 @@ fn the_demo_clip_gives_its_ground_truth_over_mosquitto() {
     }
 
     // Stats were published, and count every frame.
-    let stats: Vec<Value> =
-        all.iter().filter(|m| m.topic == "edgeclip/test/stats").map(|m| serde_json::from_slice(&m.payload).unwrap()).collect();
+    let stats: Vec<Value> = all
+        .iter()
+        .filter(|m| m.topic == "edgeclip/test/stats")
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect();
     let final_stats = stats.last().expect("stats");
     // Every frame was looked at: inferred, or found still by the motion gate.
     let counted = &final_stats["cameras"]["demo"]["frames"];
-    assert_eq!(counted["inferred"].as_u64().unwrap() + counted["motion_skipped"].as_u64().unwrap(), 420, "{final_stats}");
+    assert_eq!(
+        counted["inferred"].as_u64().unwrap() + counted["motion_skipped"].as_u64().unwrap(),
+        420,
+        "{final_stats}"
+    );
     assert_eq!(counted["captured"], 420);
     assert_eq!(counted["dropped"], 0);
     assert_eq!(counted["corrupt"], 0);
@@ -413,8 +432,10 @@ fn events_survive_a_broker_restart_in_order() {
     let received = events(&all, "edgeclip/test/demo/events");
     // In order, none lost: exactly what the daemon printed, in its order.
     let printed = daemon.stdout.lock().unwrap().clone();
-    let as_lines: Vec<(String, String)> =
-        received.iter().map(|e| (e["type"].as_str().unwrap().to_string(), e["label"].as_str().unwrap().to_string())).collect();
+    let as_lines: Vec<(String, String)> = received
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap().to_string(), e["label"].as_str().unwrap().to_string()))
+        .collect();
     let from_stdout: Vec<(String, String)> = printed
         .iter()
         .map(|l| {
@@ -528,7 +549,8 @@ fn commands_switch_a_camera_and_replace_its_labels() {
     assert_eq!(b["frames"]["inferred"], a["frames"]["inferred"], "nothing inferred while disabled");
     sub.publish("edgeclip/test/demo/enabled/set", b"on", false);
     sub.wait_for(Duration::from_secs(5), "enabled ON", |m| {
-        m.last_chunk::<1>().is_some() && m.iter().rev().any(|r| r.topic == "edgeclip/test/demo/enabled" && r.payload == b"ON")
+        m.last_chunk::<1>().is_some()
+            && m.iter().rev().any(|r| r.topic == "edgeclip/test/demo/enabled" && r.payload == b"ON")
     });
 
     // New labels over MQTT: two labels; the other fourteen entities go.
@@ -603,7 +625,8 @@ fn the_demo_configuration_runs_on_the_embedded_broker() {
     assert!(!got.is_empty(), "events through the embedded broker");
     // The subscriber joined after the first frames: what it got is the tail
     // of what was printed, in the same order.
-    let tail: Vec<String> = lines[lines.len() - got.len()..].iter().map(|l| l.split_whitespace().nth(3).unwrap().to_string()).collect();
+    let tail: Vec<String> =
+        lines[lines.len() - got.len()..].iter().map(|l| l.split_whitespace().nth(3).unwrap().to_string()).collect();
     let labels: Vec<String> = got.iter().map(|e| e["label"].as_str().unwrap().to_string()).collect();
     assert_eq!(labels, tail);
 }
@@ -637,10 +660,8 @@ fn a_full_offline_queue_drops_the_oldest_events_and_counts_them_exactly() {
                 && serde_json::from_slice::<Value>(&r.payload).is_ok_and(|s| s["mqtt"]["connected"] == true)
         })
     });
-    let stats: Value = serde_json::from_slice(
-        &all.iter().rev().find(|r| r.topic == "edgeclip/test/stats").unwrap().payload,
-    )
-    .unwrap();
+    let stats: Value =
+        serde_json::from_slice(&all.iter().rev().find(|r| r.topic == "edgeclip/test/stats").unwrap().payload).unwrap();
     assert_eq!(stats["mqtt"]["overflowed"], 12 - queue, "{stats}");
     assert!(daemon.stderr_text().contains("dropped"), "the overflow is logged");
     // What arrived is the newest 5, in order.

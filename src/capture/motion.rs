@@ -94,7 +94,9 @@ impl MotionGate {
                 let changed = reference
                     .chunks_exact(3)
                     .zip(self.thumbnail.chunks_exact(3))
-                    .filter(|(a, b)| a.iter().zip(b.iter()).any(|(&a, &b)| (i16::from(a) - i16::from(b)).abs() > threshold))
+                    .filter(|(a, b)| {
+                        a.iter().zip(b.iter()).any(|(&a, &b)| (i16::from(a) - i16::from(b)).abs() > threshold)
+                    })
                     .count();
                 let fraction = changed as f32 / (GRID_W * GRID_H) as f32;
                 if changed > 0 && fraction >= self.options.min_changed_area {

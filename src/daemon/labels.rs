@@ -96,8 +96,7 @@ pub fn load(
 
 /// Reads a labels file; the text and its hash.
 pub fn read_file(path: &Path) -> Result<(String, [u8; 32]), LabelsError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|error| LabelsError::Read { path: path.to_path_buf(), error })?;
+    let text = std::fs::read_to_string(path).map_err(|error| LabelsError::Read { path: path.to_path_buf(), error })?;
     let hash = Sha256::digest(text.as_bytes()).into();
     Ok((text, hash))
 }

@@ -143,7 +143,8 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         subscriptions.push(d.status_topic());
     }
     let mqtt = MqttClient::start(&config.mqtt, topics.availability(), subscriptions)?;
-    let publisher = Publisher::new(topics, discovery, &config.node, &bundle.name, if config.print_events { print } else { None });
+    let publisher =
+        Publisher::new(topics, discovery, &config.node, &bundle.name, if config.print_events { print } else { None });
 
     let (out_tx, out_rx) = mpsc::channel();
     let (loaded_tx, loaded_rx) = mpsc::channel();
@@ -357,7 +358,11 @@ impl Daemon {
         };
         if !self.cameras.contains_key(&camera) {
             let names: Vec<&str> = self.cameras.keys().map(String::as_str).collect();
-            tracing::warn!("MQTT command on '{}': no camera named '{camera}' here (cameras: {})", msg.topic, names.join(", "));
+            tracing::warn!(
+                "MQTT command on '{}': no camera named '{camera}' here (cameras: {})",
+                msg.topic,
+                names.join(", ")
+            );
             return;
         }
         match command {
@@ -482,7 +487,9 @@ impl Daemon {
         }
         for (name, c) in &mut self.cameras {
             if !c.camera.join(deadline) {
-                tracing::warn!("camera '{name}': its inference thread did not stop in time; its last events may be missing");
+                tracing::warn!(
+                    "camera '{name}': its inference thread did not stop in time; its last events may be missing"
+                );
             }
         }
         self.publish_stats();

@@ -53,7 +53,13 @@ fn score(x: f32) -> f64 {
 }
 
 impl Publisher {
-    pub fn new(topics: Topics, discovery: Option<Discovery>, node: &str, model: &str, print: Option<Box<dyn Write + Send>>) -> Publisher {
+    pub fn new(
+        topics: Topics,
+        discovery: Option<Discovery>,
+        node: &str,
+        model: &str,
+        print: Option<Box<dyn Write + Send>>,
+    ) -> Publisher {
         Publisher { topics, discovery, node: node.to_string(), model: model.to_string(), print }
     }
 
@@ -83,7 +89,14 @@ impl Publisher {
     /// One event: its JSON (QoS 1, in order), the label's retained state,
     /// and for a start the snapshot (retained, so the last one is always
     /// there to look at).
-    pub fn event(&mut self, mqtt: &MqttClient, camera: &str, e: &Event, snapshot: Option<&[u8]>, frame_time: SystemTime) {
+    pub fn event(
+        &mut self,
+        mqtt: &MqttClient,
+        camera: &str,
+        e: &Event,
+        snapshot: Option<&[u8]>,
+        frame_time: SystemTime,
+    ) {
         let json = self.event_json(camera, e, frame_time);
         if e.kind == EventKind::Start {
             if let Some(jpeg) = snapshot {
@@ -102,13 +115,9 @@ impl Publisher {
         mqtt.publish(Message::retained(self.topics.state(camera, &e.label), state.to_vec()));
         if let Some(out) = &mut self.print {
             let line = match e.kind {
-                EventKind::Start => format!(
-                    "{} {camera} start {} score {:.3} frame {}",
-                    rfc3339(frame_time),
-                    e.label,
-                    e.score,
-                    e.frame
-                ),
+                EventKind::Start => {
+                    format!("{} {camera} start {} score {:.3} frame {}", rfc3339(frame_time), e.label, e.score, e.frame)
+                }
                 EventKind::End => format!(
                     "{} {camera} end   {} after {:.1} s (frames {}-{}, peak {:.3}, {})",
                     rfc3339(frame_time),
@@ -151,7 +160,10 @@ impl Publisher {
     pub fn discovery_for<'a>(&self, mqtt: &MqttClient, camera: &str, labels: impl Iterator<Item = &'a str>) {
         let Some(d) = &self.discovery else { return };
         for label in labels {
-            mqtt.publish(Message::retained(d.config_topic(camera, label), d.binary_sensor(camera, label).to_string().into_bytes()));
+            mqtt.publish(Message::retained(
+                d.config_topic(camera, label),
+                d.binary_sensor(camera, label).to_string().into_bytes(),
+            ));
         }
     }
 
@@ -194,7 +206,10 @@ mod tests {
         };
         let j = p.event_json("front", &start, started);
         assert_eq!(j["type"], "start");
-        assert_eq!((j["node"].as_str(), j["camera"].as_str(), j["label"].as_str()), (Some("garage"), Some("front"), Some("delivery van")));
+        assert_eq!(
+            (j["node"].as_str(), j["camera"].as_str(), j["label"].as_str()),
+            (Some("garage"), Some("front"), Some("delivery van"))
+        );
         assert_eq!(j["score"], 0.9123);
         assert_eq!(j["start_time"], "2023-11-14T22:13:20.123Z");
         assert_eq!(j["snapshot_topic"], "edgeclip/garage/front/delivery van/snapshot");
@@ -210,7 +225,10 @@ mod tests {
         };
         let j = p.event_json("front", &end, started + Duration::from_millis(2900));
         assert_eq!((j["type"].as_str(), j["reason"].as_str()), (Some("end"), Some("gone")));
-        assert_eq!((j["frame"].as_u64(), j["start_frame"].as_u64(), j["duration_s"].as_f64()), (Some(70), Some(41), Some(2.9)));
+        assert_eq!(
+            (j["frame"].as_u64(), j["start_frame"].as_u64(), j["duration_s"].as_f64()),
+            (Some(70), Some(41), Some(2.9))
+        );
         assert!(j.get("snapshot_topic").is_none());
     }
 }
