@@ -291,28 +291,7 @@ impl MqttClient {
 
         let (incoming_tx, incoming) = std::sync::mpsc::sync_channel(INCOMING_CAPACITY);
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                client: Some(client),
-                connected: false,
-                queue: Queue::default(),
-                inflight: VecDeque::new(),
-                capacity: config.offline_queue,
-                wire_qos: config.qos.min(1),
-                retained: BTreeMap::new(),
-                availability: availability_topic,
-                overflowed: 0,
-                published: 0,
-                reconnects: 0,
-                last_error: None,
-                overflow_log: OverflowLog::default(),
-                shutdown: false,
-                disconnecting: false,
-                collided: None,
-                subscribed: false,
-                wakeups: 0,
-                finished: false,
-                clean: false,
-            }),
+            state: Mutex::new(State::new(Some(client), config.offline_queue, config.qos.min(1), availability_topic)),
             changed: Condvar::new(),
         });
         let thread = {
@@ -597,6 +576,33 @@ struct State {
 }
 
 impl State {
+    /// A client that has not connected yet, with an empty queue of room for
+    /// `capacity` events.
+    fn new(client: Option<Client>, capacity: usize, wire_qos: u8, availability: String) -> State {
+        State {
+            client,
+            connected: false,
+            queue: Queue::default(),
+            inflight: VecDeque::new(),
+            capacity,
+            wire_qos,
+            retained: BTreeMap::new(),
+            availability,
+            overflowed: 0,
+            published: 0,
+            reconnects: 0,
+            last_error: None,
+            overflow_log: OverflowLog::default(),
+            shutdown: false,
+            disconnecting: false,
+            collided: None,
+            subscribed: false,
+            wakeups: 0,
+            finished: false,
+            clean: false,
+        }
+    }
+
     fn stats(&self) -> MqttStats {
         MqttStats {
             connected: self.connected,
@@ -1210,28 +1216,7 @@ mod tests {
     use super::*;
 
     fn state(capacity: usize) -> State {
-        State {
-            client: None,
-            connected: false,
-            queue: Queue::default(),
-            inflight: VecDeque::new(),
-            capacity,
-            wire_qos: 1,
-            retained: BTreeMap::new(),
-            availability: "a".into(),
-            overflowed: 0,
-            published: 0,
-            reconnects: 0,
-            last_error: None,
-            overflow_log: OverflowLog::default(),
-            shutdown: false,
-            disconnecting: false,
-            collided: None,
-            subscribed: false,
-            wakeups: 0,
-            finished: false,
-            clean: false,
-        }
+        State::new(None, capacity, 1, "a".into())
     }
 
     fn topics(s: &State) -> Vec<String> {
