@@ -5,7 +5,7 @@ use std::process::Command;
 use crate::util::{bundle_dir, cosine, data_dir, golden_dir, golden_images, read_f32};
 
 fn edgeclip() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_edgeclip"))
+    crate::util::edgeclip_command()
 }
 
 #[test]

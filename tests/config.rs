@@ -5,7 +5,6 @@
 //! where the daemon reads them.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use edgeclip::capture::SourceSpec;
@@ -120,7 +119,7 @@ enabled = false
 
 #[test]
 fn print_config_and_check_config() {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgeclip")).arg("print-config").output().unwrap();
+    let out = crate::util::edgeclip_command().arg("print-config").output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), DEFAULT_CONFIG);
     assert_eq!(
@@ -129,13 +128,13 @@ fn print_config_and_check_config() {
     );
 
     let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/edgeclip.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_edgeclip")).arg("check-config").arg(&good).output().unwrap();
+    let out = crate::util::edgeclip_command().arg("check-config").arg(&good).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("  camera    front: v4l2:/dev/video0, labels /etc/edgeclip/labels.txt"), "{stdout}");
 
     let bad = data_dir().join("invalid-configs/qos-out-of-range.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_edgeclip")).arg("check-config").arg(&bad).output().unwrap();
+    let out = crate::util::edgeclip_command().arg("check-config").arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),

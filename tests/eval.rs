@@ -52,7 +52,7 @@ fn discover_reads_the_image_folder_layout() {
 }
 
 fn edgeclip() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_edgeclip"))
+    crate::util::edgeclip_command()
 }
 
 /// The top-1 label the model gives an image, from `classify --json`.

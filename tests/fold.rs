@@ -14,7 +14,8 @@ use tract_onnx::tract_core::ops::{
 /// 4.3 MiB, over tract's 4 MiB folding budget.
 fn zero_point_like_model() -> TypedModel {
     let (k, n) = (1100usize, 1024usize);
-    let weights: Vec<i8> = (0..k * n).map(|i| ((i * 7919) % 255) as i8).collect();
+    // u64: the products pass 2^32, and usize is 32 bits on armv7.
+    let weights: Vec<i8> = (0..k * n).map(|i| ((i as u64 * 7919) % 255) as i8).collect();
     let mut model = TypedModel::default();
     let x = model.add_source("x", i32::fact([1, n])).unwrap();
     let w = model.add_const("w", Tensor::from_shape(&[k, n], &weights).unwrap()).unwrap();

@@ -3,7 +3,6 @@
 //! frames are matched.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -98,12 +97,8 @@ fn embed_labels_writes_what_the_exporter_wrote() {
     let bundle = bundle_dir("tiny-text");
     let labels = dir.path().join("labels.txt");
     std::fs::copy(bundle.join("labels.txt"), &labels).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_edgeclip"))
-        .args(["embed-labels", "--model"])
-        .arg(&bundle)
-        .arg(&labels)
-        .output()
-        .unwrap();
+    let out =
+        crate::util::edgeclip_command().args(["embed-labels", "--model"]).arg(&bundle).arg(&labels).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let written = dir.path().join("labels.emb");
@@ -190,7 +185,7 @@ fn classify_embeds_new_labels_into_the_cache_dir_it_is_given() {
     let cache = dir.path().join("cache");
     let image = crate::util::data_dir().join("images/landscape-640x480.png");
     let run = || {
-        Command::new(env!("CARGO_BIN_EXE_edgeclip"))
+        crate::util::edgeclip_command()
             .args(["classify", "--json", "--top", "1", "--cache-dir"])
             .arg(&cache)
             .arg("--labels")

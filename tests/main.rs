@@ -12,6 +12,7 @@
 mod mosquitto;
 mod util;
 
+mod boards;
 mod bundle_errors;
 mod capture;
 mod cli;
@@ -22,6 +23,7 @@ mod demo_model;
 mod encoder;
 mod eval;
 mod fold;
+mod kernels;
 mod labels_emb;
 mod labelset;
 mod matcher;

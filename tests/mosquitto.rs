@@ -275,6 +275,8 @@ pub struct SubscriberOptions {
     pub client_id: String,
     pub filters: Vec<String>,
     pub credentials: Option<(String, String)>,
+    /// TLS to the broker (only with the `tls` feature, as rumqttc's own).
+    #[cfg(feature = "tls")]
     pub tls: Option<rumqttc::TlsConfiguration>,
 }
 
@@ -286,6 +288,7 @@ impl SubscriberOptions {
             client_id: client_id.into(),
             filters: filters.iter().map(|f| f.to_string()).collect(),
             credentials: None,
+            #[cfg(feature = "tls")]
             tls: None,
         }
     }
@@ -300,6 +303,7 @@ impl Subscriber {
         if let Some((user, password)) = &options.credentials {
             mqtt.set_credentials(user.clone(), password.clone());
         }
+        #[cfg(feature = "tls")]
         if let Some(tls) = &options.tls {
             mqtt.set_transport(rumqttc::Transport::tls_with_config(tls.clone()));
         }

@@ -6,18 +6,24 @@
 //! again).
 
 use std::io::BufRead;
+#[cfg(feature = "tls")]
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+#[cfg(feature = "embedded-broker")]
+use std::process::Command;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use edgeclip::config::{Broker, MqttConfig};
+#[cfg(feature = "embedded-broker")]
 use edgeclip::publish::broker::start_embedded_broker;
-use edgeclip::publish::mqtt::{Message, MqttClient, MqttError, INFLIGHT_WINDOW};
+#[cfg(feature = "tls")]
+use edgeclip::publish::mqtt::MqttError;
+use edgeclip::publish::mqtt::{Message, MqttClient, INFLIGHT_WINDOW};
 
-use crate::mosquitto::{
-    free_port, write_file, Mosquitto, MosquittoOptions, Subscriber, SubscriberOptions, TlsListener,
-};
+use crate::mosquitto::{free_port, Mosquitto, MosquittoOptions, Subscriber, SubscriberOptions};
+#[cfg(feature = "tls")]
+use crate::mosquitto::{write_file, TlsListener};
 
 fn config(broker: Broker, client_id: &str) -> MqttConfig {
     MqttConfig {
@@ -203,7 +209,9 @@ fn child_process_client() {
 /// will, retained.
 fn a_killed_client_leaves_offline(port: u16) {
     let sub = Subscriber::start(SubscriberOptions::new(port, "will-watcher", &["edgeclip/child/availability"]));
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    // This test binary again (under qemu too, when the suite runs there).
+    let test_binary = std::env::current_exe().unwrap();
+    let mut child = crate::util::command_under_runner(&test_binary, crate::util::test_runner().as_deref())
         .args(["--exact", "mqtt::child_process_client", "--ignored", "--nocapture"])
         .env("EDGECLIP_TEST_MQTT_CHILD_PORT", port.to_string())
         .stdout(Stdio::piped())
@@ -534,6 +542,7 @@ fn a_wrong_password_is_reported_and_retried_with_backoff_and_the_right_one_works
 
 /// A CA, a server certificate for localhost and 127.0.0.1 and a client
 /// certificate it signed, and an unrelated CA, as PEM files.
+#[cfg(feature = "tls")]
 struct Pki {
     _dir: tempfile::TempDir,
     ca: PathBuf,
@@ -544,6 +553,7 @@ struct Pki {
     other_ca: PathBuf,
 }
 
+#[cfg(feature = "tls")]
 fn pki() -> Pki {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
     let dir = tempfile::tempdir().unwrap();
@@ -577,6 +587,7 @@ fn pki() -> Pki {
     }
 }
 
+#[cfg(feature = "tls")]
 fn tls_config(pki: &Pki, port: u16, client_id: &str) -> MqttConfig {
     let mut cfg = config(Broker::External { host: "localhost".into(), port, tls: true }, client_id);
     cfg.ca_file = Some(pki.ca.clone());
@@ -586,6 +597,7 @@ fn tls_config(pki: &Pki, port: u16, client_id: &str) -> MqttConfig {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn tls_with_a_client_certificate_connects_and_a_wrong_ca_is_named() {
     let pki = pki();
     let broker = Mosquitto::start(MosquittoOptions {
@@ -624,6 +636,7 @@ fn tls_with_a_client_certificate_connects_and_a_wrong_ca_is_named() {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn unusable_tls_files_are_named_at_start() {
     let pki = pki();
     let dir = tempfile::tempdir().unwrap();
@@ -652,6 +665,7 @@ fn unusable_tls_files_are_named_at_start() {
 }
 
 #[test]
+#[cfg(feature = "embedded-broker")]
 fn the_embedded_broker_delivers_states_events_commands_and_the_last_will() {
     let broker = start_embedded_broker("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = broker.local_addr();
@@ -699,6 +713,7 @@ fn the_embedded_broker_delivers_states_events_commands_and_the_last_will() {
 }
 
 #[test]
+#[cfg(feature = "embedded-broker")]
 fn the_embedded_broker_says_when_its_address_is_in_use() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();

@@ -5,8 +5,6 @@
 //! written by `tools/make_tokenizer_golden.py`. Tolerance: none, the ids must
 //! be identical.
 
-use std::process::Command;
-
 use edgeclip::tokenize::clean::clean;
 use edgeclip::tokenize::{ClipTokenizer, CONTEXT_LENGTH};
 use serde_json::Value;
@@ -78,10 +76,8 @@ fn truncation_keeps_the_end_token_last() {
 
 #[test]
 fn the_tokenize_command_prints_ids_and_warns_on_truncation() {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgeclip"))
-        .args(["tokenize", "A photo of a cat", &"dog ".repeat(80)])
-        .output()
-        .unwrap();
+    let out =
+        crate::util::edgeclip_command().args(["tokenize", "A photo of a cat", &"dog ".repeat(80)]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();

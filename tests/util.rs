@@ -1,6 +1,39 @@
 //! Shared helpers: paths to the committed test data and golden-file readers.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A `Command` that starts the edgeclip binary under test.
+///
+/// Under `cargo test --target aarch64-unknown-linux-musl` (or armv7) the test
+/// binary itself runs under qemu-user, and so must the edgeclip binary it
+/// starts: this machine's kernel cannot execute an ARM file (no
+/// binfmt_misc). The runner in .cargo/config.toml says how in
+/// `EDGECLIP_TEST_RUNNER` (e.g. `qemu-aarch64 -cpu cortex-a72`); on the host
+/// and on a real board it is unset and the binary starts directly.
+pub fn edgeclip_command() -> Command {
+    command_under_runner(Path::new(env!("CARGO_BIN_EXE_edgeclip")), test_runner().as_deref())
+}
+
+/// The words of `EDGECLIP_TEST_RUNNER`, if it is set and not empty.
+pub fn test_runner() -> Option<Vec<String>> {
+    let runner = std::env::var("EDGECLIP_TEST_RUNNER").ok()?;
+    let words: Vec<String> = runner.split_whitespace().map(str::to_string).collect();
+    (!words.is_empty()).then_some(words)
+}
+
+/// `program` started through `runner` (its words before the program), or
+/// directly when there is none.
+pub fn command_under_runner(program: &Path, runner: Option<&[String]>) -> Command {
+    match runner {
+        Some([emulator, args @ ..]) => {
+            let mut command = Command::new(emulator);
+            command.args(args).arg(program);
+            command
+        }
+        _ => Command::new(program),
+    }
+}
 
 pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
@@ -104,4 +137,28 @@ mod counting {
 
     #[global_allocator]
     static GLOBAL: Counting = Counting;
+}
+
+/// Whether the suite runs under an emulator (qemu-user, see
+/// [`edgeclip_command`]).
+pub fn emulated() -> bool {
+    test_runner().is_some()
+}
+
+/// How much longer than natively the tests wait under an emulator. qemu-user
+/// runs our NEON inference about 70 times slower than this machine runs its
+/// AVX code (the tiny model's image encoder: 1.2 s a frame instead of
+/// 18 ms), and the plain logic (MQTT, signals, files) several times slower.
+const EMULATED_PATIENCE: u32 = 20;
+
+/// A timeout, or a bound on how long something may take: as given natively,
+/// `EMULATED_PATIENCE` times longer under an emulator. The bounds the issues
+/// set (a labels edit within 2 s, exit within 5 s of SIGTERM) are held
+/// natively; under qemu they only catch a hang.
+pub fn patience(natively: std::time::Duration) -> std::time::Duration {
+    if emulated() {
+        natively * EMULATED_PATIENCE
+    } else {
+        natively
+    }
 }

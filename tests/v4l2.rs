@@ -3,7 +3,6 @@
 //! real ioctl path on files that are not cameras, and `edgeclip devices`.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use edgeclip::capture::v4l2::fake::{FakeCamera, FakeDevice};
@@ -376,7 +375,7 @@ fn devices_lists_formats_sizes_rates_and_stable_names() {
 
 #[test]
 fn devices_command_runs_on_this_machine() {
-    let output = Command::new(env!("CARGO_BIN_EXE_edgeclip")).arg("devices").output().unwrap();
+    let output = crate::util::edgeclip_command().arg("devices").output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&output.stderr));
     let has_nodes = std::fs::read_dir("/dev")

@@ -27,9 +27,11 @@ bin=target/release/edgeclip
 for precision in fp32 int8; do
     b=$bundles/vit-b-32-$precision
     for threads in 1 2; do
-        "$PY" tools/bench_onnxruntime.py --bundle "$b" --threads "$threads" --iters "$iters" >> "$results"
-        "$bin" bench --model "$b" --threads "$threads" --iters "$iters" >> "$results"
-        "$bin" bench --model "$b" --threads "$threads" --iters "$iters" --no-fold >> "$results"
+        {
+            "$PY" tools/bench_onnxruntime.py --bundle "$b" --threads "$threads" --iters "$iters"
+            "$bin" bench --model "$b" --threads "$threads" --iters "$iters"
+            "$bin" bench --model "$b" --threads "$threads" --iters "$iters" --no-fold
+        } >> "$results"
     done
 done
 

@@ -26,7 +26,7 @@ for n in 1 100; do
     /usr/bin/time -f "time %e s, peak RSS %M KiB" -o "$work/time-$n" \
         target/release/edgeclip embed-labels --model "$bundle" --threads "$threads" "$work/labels-$n.txt" \
         -o "$work/out-$n.emb" > "$work/out-$n.txt"
-    echo "edgeclip, $n labels: $(cat "$work/out-$n.txt" | sed 's/.*embedded with [^ ]* //'); $(cat "$work/time-$n")"
+    echo "edgeclip, $n labels: $(sed 's/.*embedded with [^ ]* //' "$work/out-$n.txt"); $(cat "$work/time-$n")"
 done
 
 ort_line=$("$PY" - "$bundle" "$work/labels-100.txt" "$threads" <<'PYEOF'

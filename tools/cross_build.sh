@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Cross-builds the release binary for the boards: tools/cross_build.sh [TARGET...]
+# Cross-builds the release binary for the boards: tools/cross_build.sh [TARGET...] [-- CARGO ARGS]
 # (default: aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf).
 # Binaries land in target/TARGET/release/edgeclip (or under $CARGO_TARGET_DIR).
-# Needs: rustup target add TARGET; apt gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
-# libc6-dev-armhf-cross libclang-dev. .cargo/config.toml names the linkers too; this
-# script also sets the C compiler and bindgen's sysroot, which the build scripts read
-# (until the boards issue moves them into .cargo/config.toml). Extra arguments after
-# `--` go to cargo.
+# .cargo/config.toml names each target's linker, C compiler and bindgen
+# sysroot; this script checks that the cross gcc is installed and builds the
+# targets one after the other. Needs: rustup target add TARGET; apt
+# gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+# libclang-dev. Extra arguments after `--` go to cargo, e.g.
+# `-- --no-default-features` for a binary without the embedded broker and TLS.
 # Fail on any error, unset variable, or failure inside a pipeline.
 set -euo pipefail
 # Run from the repository root, whatever the caller's directory.
@@ -28,7 +29,7 @@ if ((${#targets[@]} == 0)); then targets=(aarch64-unknown-linux-musl armv7-unkno
 
 # Build each target in turn (never two cargo builds at once on a small machine).
 for target in "${targets[@]}"; do
-    # Pick the GNU cross toolchain (and its headers) for this target.
+    # The GNU cross toolchain of this target (.cargo/config.toml uses it).
     case "$target" in
         # 64-bit boards: a static musl binary; Rust brings musl's libc and
         # start files, the GNU cross gcc only links and assembles tract's kernels.
@@ -40,19 +41,8 @@ for target in "${targets[@]}"; do
     esac
     # The cross gcc must be installed.
     command -v "$gnu-gcc" >/dev/null || { echo "cross_build.sh: '$gnu-gcc' not found: apt-get install gcc-$gnu" >&2; exit 2; }
-    # Cargo's and the cc crate's variable names spell the triple in upper and lower case with underscores.
-    upper=$(echo "$target" | tr 'a-z-' 'A-Z_')
-    # Lower case with underscores, for CC_/AR_/BINDGEN_ variables.
-    lower=${target//-/_}
-    # The linker rustc calls for this target.
-    export "CARGO_TARGET_${upper}_LINKER=$gnu-gcc"
-    # The C compiler and archiver the cc crate uses (tract-linalg's assembly kernels).
-    export "CC_${lower}=$gnu-gcc" "AR_${lower}=$gnu-ar"
-    # bindgen (v4l2-sys-mit reads <linux/videodev2.h>) must parse the target's
-    # headers, not the host's: struct layouts (timeval) differ on 32-bit ARM.
-    export "BINDGEN_EXTRA_CLANG_ARGS_${lower}=--sysroot=/usr/$gnu -isystem /usr/$gnu/include"
     # Report what is being built.
-    echo "== cargo build --release --target $target"
+    echo "== cargo build --release --target $target $*"
     # Start the clock for this target.
     started=$SECONDS
     # The build itself; --locked: the committed Cargo.lock is what was tested.

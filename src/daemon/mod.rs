@@ -49,12 +49,18 @@ use stats::{rate, CounterSnapshot};
 /// work; bounds how late a signal or a command is acted on.
 const TICK: Duration = Duration::from_millis(50);
 
-/// At shutdown, how long the inference threads get to finish their frame
-/// and report their last events, and then how long the MQTT client gets to
-/// deliver what is queued. Together under the 5 s after which a service
-/// manager would lose patience (systemd's default is 90 s, but `docker stop`
-/// and the issue ask for 5 s).
-const STOP_CAMERAS_WITHIN: Duration = Duration::from_millis(2000);
+/// At shutdown, the inference threads finish the frame they are inferring
+/// and report their last events (an active event ends with reason
+/// `stopped`; a camera that has not finished loses that end, and its state
+/// stays ON). A frame takes milliseconds with a small model, but seconds
+/// with a ViT-B/32 on a Pi Zero 2 W or under an emulator: after
+/// `STOP_CAMERAS_NOTICE` the wait is logged, and it is given up after
+/// `STOP_CAMERAS_AT_MOST`. Then the MQTT client gets `FLUSH_MQTT_WITHIN` to
+/// deliver what is queued. With a fast model that is well under the 5 s
+/// that `docker stop` and the issue ask for; boards/edgeclip.service gives
+/// systemd's stop 15 s, above the worst case (12.5 s).
+const STOP_CAMERAS_NOTICE: Duration = Duration::from_millis(2000);
+const STOP_CAMERAS_AT_MOST: Duration = Duration::from_millis(10_000);
 const FLUSH_MQTT_WITHIN: Duration = Duration::from_millis(2500);
 
 /// Where `run` prints events when `logging.print_events` is set.
@@ -467,13 +473,25 @@ impl Daemon {
 
     /// Ends every camera (their last events are published), publishes the
     /// final stats and `offline`, and flushes the MQTT queue, all within
-    /// [`STOP_CAMERAS_WITHIN`] + [`FLUSH_MQTT_WITHIN`].
+    /// [`STOP_CAMERAS_AT_MOST`] + [`FLUSH_MQTT_WITHIN`].
     fn shutdown(mut self, out_rx: &Receiver<Output>) {
         for c in self.cameras.values() {
             c.camera.request_stop();
         }
-        let deadline = Instant::now() + STOP_CAMERAS_WITHIN;
+        let started = Instant::now();
+        let deadline = started + STOP_CAMERAS_AT_MOST;
+        let mut noticed = false;
         while self.cameras.values().any(|c| !c.finished) {
+            if !noticed && started.elapsed() >= STOP_CAMERAS_NOTICE {
+                noticed = true;
+                let busy: Vec<&str> =
+                    self.cameras.iter().filter(|(_, c)| !c.finished).map(|(n, _)| n.as_str()).collect();
+                tracing::info!(
+                    "stopping: waiting for camera(s) {} to finish the frame being inferred (at most {} s)",
+                    busy.join(", "),
+                    STOP_CAMERAS_AT_MOST.as_secs()
+                );
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             match out_rx.recv_timeout(left.min(TICK)) {
                 Ok(output) => self.handle_output(output),
