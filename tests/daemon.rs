@@ -581,6 +581,15 @@ fn commands_switch_a_camera_and_replace_its_labels() {
     sub.wait_for(patience(Duration::from_secs(60)), "the camera's enabled state", |m| {
         m.iter().any(|r| r.topic == "edgeclip/test/demo/enabled" && r.payload == b"ON")
     });
+    // The inference thread is running (the model loads after the state is
+    // published, which takes a while under an emulator).
+    sub.wait_for(patience(Duration::from_secs(30)), "a first inferred frame", |m| {
+        m.iter().any(|r| {
+            r.topic == "edgeclip/test/stats"
+                && serde_json::from_slice::<Value>(&r.payload)
+                    .is_ok_and(|s| s["cameras"]["demo"]["frames"]["inferred"].as_u64() > Some(0))
+        })
+    });
 
     sub.publish("edgeclip/test/demo/enabled/set", b"OFF", false);
     sub.wait_for(patience(Duration::from_secs(5)), "enabled OFF", |m| {
