@@ -17,7 +17,7 @@ use std::process::{Command, Output};
 use edgeclip::capture::SourceSpec;
 use edgeclip::config::Config;
 
-use crate::util;
+use crate::util::{self, repo};
 
 /// The boards with a folder in boards/, in name order.
 const BOARDS: [&str; 5] =
@@ -27,8 +27,25 @@ const BOARDS: [&str; 5] =
 const MODEL_FILES: [&str; 7] =
     ["README.md", "demo.mjpeg", "image.onnx", "labels.emb", "labels.txt", "model.toml", "text.onnx"];
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// The files a package holds besides `fixed`, with their modes: the model's
+/// under `model_dir`, each board's configuration under `board_configs` and
+/// its notes under `board_notes` (the .deb and the tarball place them
+/// differently).
+fn packaged_files(
+    fixed: &[(&str, &'static str)],
+    model_dir: &str,
+    board_configs: &str,
+    board_notes: &str,
+) -> Vec<(String, &'static str)> {
+    let mut files: Vec<(String, &'static str)> = fixed.iter().map(|&(p, m)| (p.to_string(), m)).collect();
+    for f in MODEL_FILES {
+        files.push((format!("{model_dir}/{f}"), "-rw-r--r--"));
+    }
+    for board in BOARDS {
+        files.push((format!("{board_configs}/{board}.toml"), "-rw-r--r--"));
+        files.push((format!("{board_notes}/{board}.md"), "-rw-r--r--"));
+    }
+    files
 }
 
 /// Runs a command to completion; panics with what it printed if it cannot start.
@@ -334,21 +351,19 @@ fn package_makes_a_deb_with_the_files_and_maintainer_scripts() {
 
     // The files, their modes and owners.
     let contents = deb_contents(deb);
-    let mut expected: Vec<(String, &str)> = vec![
-        ("/usr/bin/edgeclip".into(), "-rwxr-xr-x"),
-        ("/etc/edgeclip/edgeclip.toml".into(), "-rw-r--r--"),
-        ("/etc/edgeclip/labels.txt".into(), "-rw-r--r--"),
-        ("/lib/systemd/system/edgeclip.service".into(), "-rw-r--r--"),
-        ("/usr/share/doc/edgeclip/copyright".into(), "-rw-r--r--"),
-        ("/usr/share/doc/edgeclip/README.md".into(), "-rw-r--r--"),
-    ];
-    for f in MODEL_FILES {
-        expected.push((format!("/usr/share/edgeclip/models/tiny-shapes/{f}"), "-rw-r--r--"));
-    }
-    for board in BOARDS {
-        expected.push((format!("/usr/share/edgeclip/boards/{board}.toml"), "-rw-r--r--"));
-        expected.push((format!("/usr/share/doc/edgeclip/boards/{board}.md"), "-rw-r--r--"));
-    }
+    let expected = packaged_files(
+        &[
+            ("/usr/bin/edgeclip", "-rwxr-xr-x"),
+            ("/etc/edgeclip/edgeclip.toml", "-rw-r--r--"),
+            ("/etc/edgeclip/labels.txt", "-rw-r--r--"),
+            ("/lib/systemd/system/edgeclip.service", "-rw-r--r--"),
+            ("/usr/share/doc/edgeclip/copyright", "-rw-r--r--"),
+            ("/usr/share/doc/edgeclip/README.md", "-rw-r--r--"),
+        ],
+        "/usr/share/edgeclip/models/tiny-shapes",
+        "/usr/share/edgeclip/boards",
+        "/usr/share/doc/edgeclip/boards",
+    );
     for (path, mode) in &expected {
         let (actual, owner) = contents.get(path).unwrap_or_else(|| panic!("{path} is not in the .deb: {contents:#?}"));
         assert_eq!((actual.as_str(), owner.as_str()), (*mode, "root/root"), "{path}");
@@ -422,21 +437,19 @@ fn package_makes_a_tarball_that_install_sh_installs_into_a_destdir() {
             (fields[5].trim_end_matches('/').to_string(), fields[0].to_string())
         })
         .collect();
-    let mut expected: Vec<(String, &str)> = vec![
-        ("bin/edgeclip".into(), "-rwxr-xr-x"),
-        ("install.sh".into(), "-rwxr-xr-x"),
-        ("edgeclip.toml".into(), "-rw-r--r--"),
-        ("labels.txt".into(), "-rw-r--r--"),
-        ("edgeclip.service".into(), "-rw-r--r--"),
-        ("README.md".into(), "-rw-r--r--"),
-    ];
-    for f in MODEL_FILES {
-        expected.push((format!("models/tiny-shapes/{f}"), "-rw-r--r--"));
-    }
-    for board in BOARDS {
-        expected.push((format!("boards/{board}.toml"), "-rw-r--r--"));
-        expected.push((format!("boards/{board}.md"), "-rw-r--r--"));
-    }
+    let expected = packaged_files(
+        &[
+            ("bin/edgeclip", "-rwxr-xr-x"),
+            ("install.sh", "-rwxr-xr-x"),
+            ("edgeclip.toml", "-rw-r--r--"),
+            ("labels.txt", "-rw-r--r--"),
+            ("edgeclip.service", "-rw-r--r--"),
+            ("README.md", "-rw-r--r--"),
+        ],
+        "models/tiny-shapes",
+        "boards",
+        "boards",
+    );
     for (path, mode) in &expected {
         let full = format!("{top}/{path}");
         assert_eq!(entries.get(&full).map(String::as_str), Some(*mode), "{full} in:\n{listing}");

@@ -20,7 +20,7 @@ use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 
 use crate::mosquitto::{Mosquitto, MosquittoOptions};
-use crate::util::{emulated, patience};
+use crate::util::{demo_model_dir as model_dir, emulated, patience};
 
 /// The demo configuration's detector: a shape half in view is named wrongly
 /// by the tiny model for up to 3 frames, so 4 frames in a row start an event
@@ -30,14 +30,6 @@ const END_FRAMES: u64 = 3;
 /// Frames an event may start or end beyond the window the truth allows
 /// ("within a few frames").
 const SLACK: u64 = 2;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn model_dir() -> PathBuf {
-    repo().join("models/tiny-shapes")
-}
 
 /// The visits of the demo clip that an emulated run replays.
 const EMULATED_VISITS: usize = 2;
@@ -673,13 +665,13 @@ fn the_demo_configuration_runs_on_the_embedded_broker() {
     // boards/demo.toml as shipped, but on a free port, with absolute paths,
     // and replayed as fast as it is inferred.
     let port = crate::mosquitto::free_port();
-    let demo = std::fs::read_to_string(repo().join("boards/demo.toml")).unwrap();
+    let demo = std::fs::read_to_string(crate::util::repo().join("boards/demo.toml")).unwrap();
     assert!(demo.contains("listen = \"127.0.0.1:1884\"") && demo.contains("?fps=10\""));
     let demo = demo
         .replace("listen = \"127.0.0.1:1884\"", &format!("listen = \"127.0.0.1:{port}\""))
         .replace("?fps=10\"", "\"")
         .replace("../models/tiny-shapes/demo.mjpeg", clip().to_str().unwrap())
-        .replace("../models/", &format!("{}/", repo().join("models").display()))
+        .replace("../models/", &format!("{}/", crate::util::repo().join("models").display()))
         .replace("../target/demo-cache", "@DIR@/cache");
     let mut daemon = Daemon::start(&demo);
     // The broker is up once the daemon says so.

@@ -14,13 +14,7 @@ use edgeclip::commands::{classify, eval, ClassifyArgs, EvalArgs};
 use edgeclip::mjpeg::MjpegFrames;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn model_dir() -> PathBuf {
-    repo().join("models/tiny-shapes")
-}
+use crate::util::{demo_model_dir as model_dir, repo};
 
 /// `classify --top 1 --json --every EVERY STREAM` with the demo model.
 fn top1_json(stream: PathBuf, every: usize) -> ClassifyArgs {

@@ -19,11 +19,7 @@ use edgeclip::bundle::Bundle;
 use edgeclip::encode::{EncoderOptions, ImageEncoder};
 use edgeclip::mjpeg::MjpegFrames;
 
-use crate::util::{bundle_dir, command_under_runner, cosine, max_abs_diff, test_runner};
-
-fn demo_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-shapes")
-}
+use crate::util::{bundle_dir, command_under_runner, cosine, demo_model_dir as demo_model, max_abs_diff, test_runner};
 
 /// Kernel name → number of plan nodes using it, for a bundle's image encoder.
 fn image_kernels(bundle: &Path) -> BTreeMap<String, usize> {
@@ -110,7 +106,7 @@ fn each_emulated_board_core_gets_its_kernels_and_the_same_answers() {
         return;
     }
     let frames_dir = tempfile::tempdir().unwrap();
-    let frames: Vec<PathBuf> = FRAMES.iter().map(|&n| write_demo_frame(n, frames_dir.path())).collect();
+    let frames = write_demo_frames(FRAMES, frames_dir.path());
 
     let mut answers: Vec<(&str, Vec<serde_json::Value>)> = Vec::new();
     for core in EMULATED_CORES {
@@ -168,13 +164,19 @@ fn floats(value: &serde_json::Value) -> Vec<f32> {
     value.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
 }
 
-/// Frame `n` of the demo clip, written as a JPEG file (the camera's own bytes).
-fn write_demo_frame(n: usize, dir: &Path) -> PathBuf {
+/// Frames `numbers` of the demo clip, written as JPEG files (the camera's own bytes).
+fn write_demo_frames(numbers: &[usize], dir: &Path) -> Vec<PathBuf> {
     let clip = std::fs::read(demo_model().join("demo.mjpeg")).unwrap();
-    let frame = MjpegFrames::new(&clip).nth(n).unwrap_or_else(|| panic!("the clip has no frame {n}")).unwrap();
-    let path = dir.join(format!("frame-{n:03}.jpg"));
-    std::fs::write(&path, frame.jpeg).unwrap();
-    path
+    let frames: Vec<&[u8]> = MjpegFrames::new(&clip).map(|f| f.unwrap().jpeg).collect();
+    numbers
+        .iter()
+        .map(|&n| {
+            let frame = frames.get(n).unwrap_or_else(|| panic!("the clip has no frame {n}"));
+            let path = dir.join(format!("frame-{n:03}.jpg"));
+            std::fs::write(&path, frame).unwrap();
+            path
+        })
+        .collect()
 }
 
 /// The label demo.truth.json gives frame `n`: the one shape wholly in view,

@@ -35,6 +35,16 @@ pub fn command_under_runner(program: &Path, runner: Option<&[String]>) -> Comman
     }
 }
 
+/// The repository's root (the package's manifest folder).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bundled demo model, `models/tiny-shapes`.
+pub fn demo_model_dir() -> PathBuf {
+    repo().join("models/tiny-shapes")
+}
+
 pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
