@@ -134,6 +134,8 @@ if [ "$layout" = tarball ]; then
 else
     for f in "$here"/*/edgeclip.toml; do [ -f "$f" ] && board_configs+=("$f"); done
     for f in "$here"/*/README.md; do [ -f "$f" ] && board_notes+=("$f"); done
+    # The boards' common notes, boards/README.md, as the tarball has them.
+    [ -f "$here/README.md" ] && board_notes+=("$here/README.md")
 fi
 
 # Installing into / needs root and the right binary; a DESTDIR needs neither.
@@ -173,7 +175,11 @@ done
 # Documentation: the README and each board's notes.
 put "$readme_src" /usr/share/doc/edgeclip/README.md 0644
 for f in "${board_notes[@]}"; do
-    if [ "$layout" = tarball ]; then name=$(basename "$f"); else name=$(basename "$(dirname "$f")").md; fi
+    if [ "$layout" = tarball ] || [ "$f" = "$here/README.md" ]; then
+        name=$(basename "$f")
+    else
+        name=$(basename "$(dirname "$f")").md
+    fi
     put "$f" "/usr/share/doc/edgeclip/boards/$name" 0644
 done
 # The unit is ours: replaced on upgrade (local changes belong in a drop-in,

@@ -21,6 +21,7 @@ use toml::Spanned;
 use crate::capture::motion::MotionOptions;
 use crate::capture::SourceSpec;
 use crate::detect::DetectorOptions;
+use crate::gpio::{Chip, InputConfig, LabelFilter, Line, LineSpec, OutputConfig, OutputMode};
 
 /// The documented default configuration, as shipped.
 pub const DEFAULT_CONFIG: &str = include_str!("../boards/edgeclip.toml");
@@ -111,6 +112,29 @@ struct RawCamera {
     max_fps: Option<Spanned<f64>>,
     motion: Option<RawMotion>,
     detector: Option<RawDetector>,
+    outputs: Option<Vec<Spanned<RawOutput>>>,
+    input: Option<Spanned<RawInput>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    line: Option<Spanned<toml::Value>>,
+    chip: Option<Spanned<String>>,
+    labels: Option<Spanned<Vec<Spanned<String>>>>,
+    mode: Option<Spanned<String>>,
+    pulse_s: Option<Spanned<f64>>,
+    off_delay_s: Option<Spanned<f64>>,
+    active_low: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    line: Option<Spanned<toml::Value>>,
+    chip: Option<Spanned<String>>,
+    active_low: Option<bool>,
+    hold_s: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -192,6 +216,10 @@ pub struct CameraConfig {
     /// A label's threshold when its line in the labels file sets none.
     pub threshold: f32,
     pub detector: DetectorOptions,
+    /// GPIO lines driven by this camera's events.
+    pub outputs: Vec<OutputConfig>,
+    /// A GPIO line (a PIR sensor) that gates this camera's inference.
+    pub input: Option<InputConfig>,
 }
 
 // ---- defaults (boards/edgeclip.toml states the same; a test compares) -------
@@ -211,6 +239,19 @@ const DEFAULT_DISCOVERY_PREFIX: &str = "homeassistant";
 const DEFAULT_LOG_LEVEL: &str = "info";
 const DEFAULT_THRESHOLD: f64 = 0.5;
 const DEFAULT_MAX_FPS: f64 = 2.0;
+/// The chip of a line given by offset and no chip: the SoC's GPIO on every
+/// Raspberry Pi (the Pi 5's header too, since kernel 6.6.45).
+const DEFAULT_GPIO_CHIP: &str = "/dev/gpiochip0";
+/// A pulse output's length: long enough for a buzzer's chirp or a relay
+/// to pull in, short enough not to matter otherwise.
+const DEFAULT_PULSE_S: f64 = 1.0;
+/// The shortest pulse: the daemon's main loop times pulses and looks every
+/// 50 ms, so a shorter one could not be kept.
+const MIN_PULSE_S: f64 = 0.05;
+/// How long an input keeps the camera inferring after the sensor went
+/// quiet: 10 s covers a person who stops moving in front of a PIR (whose
+/// own hold is a few seconds) without inferring long after they left.
+const DEFAULT_HOLD_S: f64 = 10.0;
 /// An offline queue beyond this holds more events than a day of a busy
 /// camera; more would only eat a small board's memory.
 const MAX_OFFLINE_QUEUE: i64 = 100_000;
@@ -367,8 +408,9 @@ impl Config {
                 "key 'cameras': no camera; add a [cameras.NAME] table with 'source' and 'labels'".into(),
             ));
         }
+        let mut lines_used = Vec::new();
         for (name, camera) in raw_cameras.get_ref() {
-            cameras.push(parse_camera(&cx, name, camera, &defaults)?);
+            cameras.push(parse_camera(&cx, name, camera, &defaults, &mut lines_used)?);
         }
         let print_events = raw.logging.as_ref().and_then(|l| l.print_events).unwrap_or(false);
         let exit_when_done = raw.exit_when_done.unwrap_or(false);
@@ -605,6 +647,7 @@ fn parse_camera(
     name: &Spanned<String>,
     raw: &RawCamera,
     defaults: &RawDetector,
+    lines_used: &mut Vec<(LineSpec, String)>,
 ) -> Result<CameraConfig, ConfigError> {
     let camera = cx.name("cameras", name)?;
     let key = |k: &str| format!("cameras.{camera}.{k}");
@@ -652,6 +695,14 @@ fn parse_camera(
     };
     let (threshold, detector) =
         parse_detector(cx, &key("detector"), raw.detector.as_ref().unwrap_or(&RawDetector::default()), defaults)?;
+    let mut outputs = Vec::new();
+    for (i, output) in raw.outputs.iter().flatten().enumerate() {
+        outputs.push(parse_output(cx, &key(&format!("outputs[{i}]")), output, lines_used)?);
+    }
+    let input = match &raw.input {
+        Some(input) => Some(parse_input(cx, &key("input"), input, lines_used)?),
+        None => None,
+    };
     Ok(CameraConfig {
         name: camera,
         source,
@@ -661,5 +712,152 @@ fn parse_camera(
         motion,
         threshold,
         detector,
+        outputs,
+        input,
     })
+}
+
+/// A GPIO line's `line` and `chip` keys. `lines_used` holds the lines taken
+/// so far, and the key that took each: a line has one user.
+fn parse_line(
+    cx: &Ctx<'_>,
+    table: &str,
+    at: Range<usize>,
+    line: Option<&Spanned<toml::Value>>,
+    chip: Option<&Spanned<String>>,
+    lines_used: &mut Vec<(LineSpec, String)>,
+) -> Result<LineSpec, ConfigError> {
+    const ACCEPTED: &str = "accepted: the line's offset on its chip (on a Raspberry Pi, the BCM GPIO number, e.g. 17) \
+                            or its name as `gpioinfo` lists it (e.g. \"GPIO17\")";
+    let Some(value) = line else {
+        return Err(cx.error(Some(at), format!("key '{table}.line' is missing; {ACCEPTED}")));
+    };
+    let key = format!("{table}.line");
+    let line = match value.get_ref() {
+        toml::Value::Integer(n) => Line::Offset(
+            u32::try_from(*n)
+                .ok()
+                .filter(|n| *n < 65_536)
+                .ok_or_else(|| cx.invalid(&key, value, format!("{n} is not a line offset; {ACCEPTED}")))?,
+        ),
+        toml::Value::String(name) if !name.is_empty() && !name.contains(['/', '\0']) => Line::Name(name.clone()),
+        other => return Err(cx.invalid(&key, value, format!("{other} is not a line; {ACCEPTED}"))),
+    };
+    let chip = match chip {
+        None if matches!(line, Line::Offset(_)) => Chip::Device(PathBuf::from(DEFAULT_GPIO_CHIP)),
+        None => Chip::AnyWithName,
+        Some(chip) => {
+            let text = chip.get_ref();
+            if let Some(dir) = text.strip_prefix("simulated:") {
+                if dir.is_empty() {
+                    return Err(cx.invalid(
+                        &format!("{table}.chip"),
+                        chip,
+                        "'simulated:' needs a folder, e.g. \"simulated:/tmp/edgeclip-gpio\"",
+                    ));
+                }
+                Chip::Simulated(cx.resolve(Path::new(dir)))
+            } else if text.starts_with("gpiochip") && !text.contains('/') {
+                Chip::Device(Path::new("/dev").join(text))
+            } else if text.starts_with('/') {
+                Chip::Device(PathBuf::from(text))
+            } else {
+                return Err(cx.invalid(
+                    &format!("{table}.chip"),
+                    chip,
+                    format!("'{text}' is not a GPIO chip; accepted: \"/dev/gpiochipN\", \"gpiochipN\" or \"simulated:FOLDER\""),
+                ));
+            }
+        }
+    };
+    let spec = LineSpec { chip, line };
+    if let Some((_, other)) = lines_used.iter().find(|(used, _)| *used == spec) {
+        return Err(cx.invalid(&key, value, format!("{spec} is already used by '{other}'; a line has one user")));
+    }
+    lines_used.push((spec.clone(), table.to_string()));
+    Ok(spec)
+}
+
+fn parse_output(
+    cx: &Ctx<'_>,
+    table: &str,
+    raw: &Spanned<RawOutput>,
+    lines_used: &mut Vec<(LineSpec, String)>,
+) -> Result<OutputConfig, ConfigError> {
+    let output = raw.get_ref();
+    let line = parse_line(cx, table, raw.span(), output.line.as_ref(), output.chip.as_ref(), lines_used)?;
+    let key = |k: &str| format!("{table}.{k}");
+    let labels = match &output.labels {
+        None => {
+            return Err(cx.error(
+                Some(raw.span()),
+                format!("key '{}' is missing; accepted: the labels whose events drive the line, e.g. [\"person\"], or [\"*\"] for any", key("labels")),
+            ))
+        }
+        Some(labels) if labels.get_ref().is_empty() => {
+            return Err(cx.invalid(&key("labels"), labels, "is empty; accepted: labels of this camera, e.g. [\"person\"], or [\"*\"] for any"))
+        }
+        Some(labels) => {
+            if let Some(empty) = labels.get_ref().iter().find(|l| l.get_ref().trim().is_empty()) {
+                return Err(cx.invalid(&key("labels"), empty, "has an empty label; accepted: a label of this camera, or \"*\" for any"));
+            }
+            if labels.get_ref().iter().any(|l| l.get_ref() == "*") {
+                LabelFilter::Any
+            } else {
+                LabelFilter::Only(labels.get_ref().iter().map(|l| l.get_ref().trim().to_string()).collect())
+            }
+        }
+    };
+    let mode = match output.mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+        None | Some((_, "level")) => {
+            if let Some(p) = &output.pulse_s {
+                return Err(cx.invalid(&key("pulse_s"), p, "is for mode = \"pulse\"; this output is in level mode"));
+            }
+            OutputMode::Level {
+                off_delay: Duration::from_secs_f64(cx.float(
+                    &key("off_delay_s"),
+                    output.off_delay_s.as_ref(),
+                    0.0,
+                    (0.0, 86_400.0),
+                )?),
+            }
+        }
+        Some((_, "pulse")) => {
+            if let Some(d) = &output.off_delay_s {
+                return Err(cx.invalid(
+                    &key("off_delay_s"),
+                    d,
+                    "is for mode = \"level\"; this output is in pulse mode",
+                ));
+            }
+            OutputMode::Pulse {
+                length: Duration::from_secs_f64(cx.float(
+                    &key("pulse_s"),
+                    output.pulse_s.as_ref(),
+                    DEFAULT_PULSE_S,
+                    (MIN_PULSE_S, 3600.0),
+                )?),
+            }
+        }
+        Some((m, other)) => {
+            return Err(cx.invalid(
+                &key("mode"),
+                m,
+                format!("'{other}' is not an output mode; accepted: \"level\" or \"pulse\""),
+            ))
+        }
+    };
+    Ok(OutputConfig { line, labels, mode, active_low: output.active_low.unwrap_or(false) })
+}
+
+fn parse_input(
+    cx: &Ctx<'_>,
+    table: &str,
+    raw: &Spanned<RawInput>,
+    lines_used: &mut Vec<(LineSpec, String)>,
+) -> Result<InputConfig, ConfigError> {
+    let input = raw.get_ref();
+    let line = parse_line(cx, table, raw.span(), input.line.as_ref(), input.chip.as_ref(), lines_used)?;
+    let hold = cx.float(&format!("{table}.hold_s"), input.hold_s.as_ref(), DEFAULT_HOLD_S, (0.0, 3600.0))?;
+    Ok(InputConfig { line, active_low: input.active_low.unwrap_or(false), hold: Duration::from_secs_f64(hold) })
 }

@@ -159,6 +159,11 @@ impl Detector {
         self.labels.iter().any(|t| t.label.name == name && matches!(t.state, State::Active { .. }))
     }
 
+    /// Whether any label is in an event now.
+    pub fn any_active(&self) -> bool {
+        self.labels.iter().any(|t| matches!(t.state, State::Active { .. }))
+    }
+
     /// Feeds one inferred frame's scores (one per label, in label order)
     /// and appends the events it causes to `events`.
     pub fn observe(&mut self, frame: FrameInfo, scores: &[f32], events: &mut Vec<Event>) {

@@ -13,7 +13,8 @@
 //! Motion-JPEG streams into frames, and [`commands`] holds the one-shot
 //! subcommands. [`daemon`] is `edgeclip run`: it strings capture,
 //! classification and detection together per camera, with [`config`] for
-//! its settings and [`publish`] for MQTT and Home Assistant.
+//! its settings, [`publish`] for MQTT and Home Assistant, and [`gpio`] for
+//! relays, LEDs and motion sensors on the board's pins.
 
 pub mod bundle;
 pub mod capture;
@@ -24,8 +25,10 @@ pub mod daemon;
 pub mod detect;
 pub mod encode;
 pub mod evaluate;
+pub mod gpio;
 pub mod labels;
 pub mod labelset;
+pub mod log_limit;
 pub mod matcher;
 pub mod mjpeg;
 pub mod preprocess;

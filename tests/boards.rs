@@ -45,6 +45,8 @@ fn packaged_files(
         files.push((format!("{board_configs}/{board}.toml"), "-rw-r--r--"));
         files.push((format!("{board_notes}/{board}.md"), "-rw-r--r--"));
     }
+    // The boards' common notes (the GPIO errors point there).
+    files.push((format!("{board_notes}/README.md"), "-rw-r--r--"));
     files
 }
 
@@ -410,6 +412,7 @@ fn package_makes_a_deb_with_the_files_and_maintainer_scripts() {
         ("etc/edgeclip/edgeclip.toml", "boards/edgeclip.toml"),
         ("etc/edgeclip/labels.txt", "boards/labels.txt"),
         ("usr/share/edgeclip/boards/raspberry-pi-4.toml", "boards/raspberry-pi-4/edgeclip.toml"),
+        ("usr/share/doc/edgeclip/boards/README.md", "boards/README.md"),
         ("usr/share/edgeclip/models/tiny-shapes/model.toml", "models/tiny-shapes/model.toml"),
     ] {
         assert_eq!(
@@ -479,6 +482,7 @@ fn package_makes_a_tarball_that_install_sh_installs_into_a_destdir() {
         installed.push((format!("usr/share/edgeclip/boards/{board}.toml"), 0o644));
         installed.push((format!("usr/share/doc/edgeclip/boards/{board}.md"), 0o644));
     }
+    installed.push(("usr/share/doc/edgeclip/boards/README.md".into(), 0o644));
     for (path, expected_mode) in &installed {
         assert_eq!(mode(&dest.join(path)), *expected_mode, "{path}");
     }

@@ -141,3 +141,77 @@ fn print_config_and_check_config() {
         format!("error: {}:2: key 'mqtt.qos': 3 is out of range; accepted: 0 to 2", bad.display())
     );
 }
+
+#[test]
+fn gpio_keys_land_where_the_daemon_reads_them() {
+    use edgeclip::gpio::{Chip, InputConfig, LabelFilter, Line, LineSpec, OutputConfig, OutputMode};
+    let config = Config::parse(
+        Path::new("/etc/edgeclip/edgeclip.toml"),
+        r#"
+[cameras.front]
+source = "v4l2:/dev/video0"
+labels = "labels.txt"
+[[cameras.front.outputs]]
+line = 17
+labels = ["person", "a delivery van"]
+off_delay_s = 30
+active_low = true
+[[cameras.front.outputs]]
+line = "GPIO27"
+labels = ["*"]
+mode = "pulse"
+[[cameras.front.outputs]]
+line = 22
+chip = "simulated:gpio"
+labels = ["person"]
+mode = "pulse"
+pulse_s = 0.25
+[cameras.front.input]
+line = "GPIO4"
+chip = "gpiochip4"
+
+[cameras.back]
+source = "v4l2:/dev/video2"
+labels = "labels.txt"
+"#,
+    )
+    .unwrap();
+    let front = &config.cameras[0];
+    assert_eq!(front.name, "back", "cameras are in name order");
+    assert!(front.outputs.is_empty() && front.input.is_none(), "GPIO is off unless configured");
+    let front = &config.cameras[1];
+    assert_eq!(
+        front.outputs,
+        [
+            OutputConfig {
+                // An offset without a chip is on gpiochip0.
+                line: LineSpec { chip: Chip::Device("/dev/gpiochip0".into()), line: Line::Offset(17) },
+                labels: LabelFilter::Only(vec!["person".into(), "a delivery van".into()]),
+                mode: OutputMode::Level { off_delay: Duration::from_secs(30) },
+                active_low: true,
+            },
+            OutputConfig {
+                // A name without a chip is looked for on every chip.
+                line: LineSpec { chip: Chip::AnyWithName, line: Line::Name("GPIO27".into()) },
+                labels: LabelFilter::Any,
+                mode: OutputMode::Pulse { length: Duration::from_secs(1) },
+                active_low: false,
+            },
+            OutputConfig {
+                // A simulated chip's folder is relative to the file.
+                line: LineSpec { chip: Chip::Simulated("/etc/edgeclip/gpio".into()), line: Line::Offset(22) },
+                labels: LabelFilter::Only(vec!["person".into()]),
+                mode: OutputMode::Pulse { length: Duration::from_millis(250) },
+                active_low: false,
+            },
+        ]
+    );
+    assert_eq!(
+        front.input,
+        Some(InputConfig {
+            line: LineSpec { chip: Chip::Device("/dev/gpiochip4".into()), line: Line::Name("GPIO4".into()) },
+            active_low: false,
+            hold: Duration::from_secs(10),
+        })
+    );
+}

@@ -25,11 +25,11 @@ use crate::util::{demo_model_dir as model_dir, emulated, patience};
 /// The demo configuration's detector: a shape half in view is named wrongly
 /// by the tiny model for up to 3 frames, so 4 frames in a row start an event
 /// (boards/demo.toml says the same).
-const START_FRAMES: u64 = 4;
-const END_FRAMES: u64 = 3;
+pub const START_FRAMES: u64 = 4;
+pub const END_FRAMES: u64 = 3;
 /// Frames an event may start or end beyond the window the truth allows
 /// ("within a few frames").
-const SLACK: u64 = 2;
+pub const SLACK: u64 = 2;
 
 /// The visits of the demo clip that an emulated run replays.
 const EMULATED_VISITS: usize = 2;
@@ -37,7 +37,7 @@ const EMULATED_VISITS: usize = 2;
 /// The clip the tests replay: the demo clip, or under an emulator its first
 /// frames up to the first frame of visit `EMULATED_VISITS + 1` (so the cut
 /// ends on an empty scene), written once per test run.
-fn clip() -> PathBuf {
+pub fn clip() -> PathBuf {
     let full = model_dir().join("demo.mjpeg");
     if !emulated() {
         return full;
@@ -274,10 +274,10 @@ min_duration_s = 0
 
 /// A visit of the clip: label, the frames it is partly or wholly in view
 /// (first, last) and wholly in view (first, last).
-type Visit = (String, (u64, u64), (u64, u64));
+pub type Visit = (String, (u64, u64), (u64, u64));
 
 /// The visits of the clip that the tests replay ([`clip`]), in order.
-fn truth_visits() -> Vec<Visit> {
+pub fn truth_visits() -> Vec<Visit> {
     let mut visits = all_truth_visits();
     if emulated() {
         visits.truncate(EMULATED_VISITS);
@@ -318,7 +318,7 @@ fn all_truth_visits() -> Vec<Visit> {
 }
 
 /// The clip's frames (JPEG bytes), by index.
-fn clip_frames() -> Vec<Vec<u8>> {
+pub fn clip_frames() -> Vec<Vec<u8>> {
     let data = std::fs::read(clip()).unwrap();
     edgeclip::mjpeg::MjpegFrames::new(&data).map(|f| f.unwrap().jpeg.to_vec()).collect()
 }
@@ -355,15 +355,104 @@ fn check_against_truth(events: &[Value]) -> BTreeMap<String, u64> {
     starts
 }
 
+/// GPIO lines on a simulated chip in `dir` (each line a file): a level
+/// output (line 17) following `followed`, an active-low pulse output
+/// ("BUZZER") on every label, and the input (line 4), which the test sets.
+fn simulated_gpio(dir: &std::path::Path, followed: &[&str]) -> String {
+    let labels: Vec<String> = followed.iter().map(|l| format!("\"{l}\"")).collect();
+    format!(
+        r#"
+[[cameras.demo.outputs]]
+line = 17
+chip = "simulated:{dir}"
+labels = [{labels}]
+[[cameras.demo.outputs]]
+line = "BUZZER"
+chip = "simulated:{dir}"
+labels = ["*"]
+mode = "pulse"
+pulse_s = 0.05
+active_low = true
+[cameras.demo.input]
+line = 4
+chip = "simulated:{dir}"
+hold_s = 0
+"#,
+        dir = dir.display(),
+        labels = labels.join(", ")
+    )
+}
+
+/// A simulated output's log: (time, electrical level) per level written.
+fn levels_written(path: &std::path::Path) -> Vec<(std::time::SystemTime, u8)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (time, level) = l.split_once(' ').unwrap();
+            (humantime::parse_rfc3339(time).unwrap(), level.parse().unwrap())
+        })
+        .collect()
+}
+
+fn event_time(e: &Value) -> std::time::SystemTime {
+    humantime::parse_rfc3339(e["frame_time"].as_str().unwrap()).unwrap()
+}
+
+/// The pins followed the events: the level output rose after each start of
+/// a followed label and fell right after its end, the pulse output gave
+/// one pulse of at least `pulse_s` per start, and both began and finished
+/// at their safe level.
+fn check_pins_followed(gpio: &std::path::Path, events: &[Value], followed: &[&str]) {
+    let level = levels_written(&gpio.join("17"));
+    let mine: Vec<&Value> = events.iter().filter(|e| followed.contains(&e["label"].as_str().unwrap())).collect();
+    let levels: Vec<u8> = level.iter().map(|(_, l)| *l).collect();
+    let mut expected = vec![0];
+    expected.extend(mine.iter().map(|e| u8::from(e["type"] == "start")));
+    expected.push(0);
+    assert_eq!(levels, expected, "line 17: safe level, then one level per event of {followed:?}, then safe");
+    for (i, pair) in mine.chunks(2).enumerate() {
+        let (start, end) = (event_time(pair[0]), event_time(pair[1]));
+        let (rose, fell) = (level[1 + 2 * i].0, level[2 + 2 * i].0);
+        assert!(start <= rose && rose <= end, "line 17 rose at {rose:?}, for the event {start:?} to {end:?}");
+        let late = fell.duration_since(end).expect("fell after the event's end");
+        assert!(late < patience(Duration::from_secs(1)), "line 17 fell {late:?} after the event's end");
+    }
+
+    let buzzer = levels_written(&gpio.join("BUZZER"));
+    let starts = events.iter().filter(|e| e["type"] == "start").count();
+    let levels: Vec<u8> = buzzer.iter().map(|(_, l)| *l).collect();
+    let mut expected = vec![1];
+    expected.extend([0, 1].repeat(starts));
+    expected.push(1);
+    assert_eq!(levels, expected, "BUZZER (active low): one pulse per start, safe (high) at both ends");
+    for pulse in buzzer[1..buzzer.len() - 1].chunks(2) {
+        let length = pulse[1].0.duration_since(pulse[0].0).unwrap();
+        assert!(
+            length >= Duration::from_millis(50) && length < patience(Duration::from_millis(500)),
+            "a pulse of {length:?}; pulse_s is 0.05"
+        );
+    }
+}
+
 #[test]
 fn the_demo_clip_gives_its_ground_truth_over_mosquitto() {
     let broker = Mosquitto::start(MosquittoOptions::default());
     let sub = Subscriber::connect(broker.port(), "truth-sub", &["edgeclip/#", "homeassistant/#"]);
+    // The first two visits' labels drive line 17; the input is held active.
+    let visits = truth_visits();
+    let followed = [visits[0].0.as_str(), visits[1].0.as_str()];
+    let gpio = tempfile::tempdir().unwrap();
+    std::fs::write(gpio.path().join("4"), "1\n").unwrap();
     // No frame rate: every frame is inferred, so the replay is the same on
     // any machine.
     let mut daemon = Daemon::start(&format!(
         "exit_when_done = true\n{}",
-        config(&format!("broker = \"mqtt://127.0.0.1:{}\"", broker.port()), &format!("file:{}", clip().display()), "")
+        config(
+            &format!("broker = \"mqtt://127.0.0.1:{}\"", broker.port()),
+            &format!("file:{}", clip().display()),
+            &simulated_gpio(gpio.path(), &followed)
+        )
     ));
     let status = daemon.wait_exit(patience(Duration::from_secs(300)));
     assert!(status.success(), "exit status {status}; stderr:\n{}", daemon.stderr_text());
@@ -432,6 +521,46 @@ fn the_demo_clip_gives_its_ground_truth_over_mosquitto() {
     assert_eq!(counted["corrupt"], 0);
     assert_eq!(final_stats["cameras"]["demo"]["frames"]["dropped"], 0);
     assert_eq!(final_stats["cameras"]["demo"]["frames"]["corrupt"], 0);
+    assert_eq!(counted["input_skipped"], 0, "the input was active throughout");
+
+    // GPIO: the pins followed the events, and the stats say so.
+    check_pins_followed(gpio.path(), &events, &followed);
+    let pins = &final_stats["cameras"]["demo"]["gpio"];
+    assert_eq!(pins["outputs"][0]["line"], format!("simulated line 17 in {}", gpio.path().display()));
+    assert_eq!((&pins["outputs"][0]["active"], &pins["outputs"][0]["errors"]), (&Value::from(false), &Value::from(0)));
+    assert_eq!(pins["input"]["errors"], 0);
+}
+
+#[test]
+fn an_idle_input_line_keeps_every_frame_from_the_encoder() {
+    let broker = Mosquitto::start(MosquittoOptions::default());
+    let sub = Subscriber::connect(broker.port(), "idle-sub", &["edgeclip/#"]);
+    let gpio = tempfile::tempdir().unwrap();
+    // No file for line 4: the daemon creates it holding 0, the sensor idle.
+    let mut daemon = Daemon::start(&format!(
+        "exit_when_done = true\n{}",
+        config(
+            &format!("broker = \"mqtt://127.0.0.1:{}\"", broker.port()),
+            &format!("file:{}", clip().display()),
+            &simulated_gpio(gpio.path(), &["red-circle"])
+        )
+    ));
+    let status = daemon.wait_exit(patience(Duration::from_secs(60)));
+    assert!(status.success(), "exit status {status}; stderr:\n{}", daemon.stderr_text());
+    let all = sub.wait_for(patience(Duration::from_secs(10)), "offline", |m| {
+        m.iter().any(|r| r.topic == "edgeclip/test/availability" && r.payload == b"offline")
+    });
+    assert_eq!(std::fs::read_to_string(gpio.path().join("4")).unwrap(), "0\n");
+    assert!(events(&all, "edgeclip/test/demo/events").is_empty());
+    let stats: Value =
+        serde_json::from_slice(&all.iter().rfind(|m| m.topic == "edgeclip/test/stats").unwrap().payload).unwrap();
+    let frames = &stats["cameras"]["demo"]["frames"];
+    assert_eq!(frames["inferred"], 0, "{stats}");
+    assert_eq!(frames["input_skipped"], clip_frames().len(), "{stats}");
+    // The outputs only ever held their safe levels.
+    let levels = |line: &str| -> Vec<u8> { levels_written(&gpio.path().join(line)).iter().map(|(_, l)| *l).collect() };
+    assert_eq!(levels("17"), [0, 0]);
+    assert_eq!(levels("BUZZER"), [1, 1]);
 }
 
 /// The demo labels that can fire (all but the background label `!empty`).

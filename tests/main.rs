@@ -23,6 +23,7 @@ mod demo_model;
 mod encoder;
 mod eval;
 mod fold;
+mod gpio;
 mod kernels;
 mod labels_emb;
 mod labelset;

@@ -143,7 +143,7 @@ for board in "${boards[@]}"; do
     [ -f "boards/$board/edgeclip.toml" ] || die "'boards/$board/edgeclip.toml' is missing"
     [ -f "boards/$board/README.md" ] || die "'boards/$board/README.md' is missing"
 done
-for f in boards/edgeclip.toml boards/labels.txt boards/edgeclip.service boards/install.sh README.md; do
+for f in boards/edgeclip.toml boards/labels.txt boards/edgeclip.service boards/install.sh boards/README.md README.md; do
     [ -f "$f" ] || die "'$f' is missing"
 done
 # The default config goes to /etc/edgeclip as it is, so its paths must be the
@@ -185,6 +185,8 @@ for board in "${boards[@]}"; do
     put "boards/$board/edgeclip.toml" "$tree/boards/$board.toml" 0644
     put "boards/$board/README.md" "$tree/boards/$board.md" 0644
 done
+# The boards' common notes (packages, the unit, GPIO wiring and permissions).
+put boards/README.md "$tree/boards/README.md" 0644
 tarball=$out/$name.tar.gz
 # Owned by root, in name order, dated by the commit: the same input makes
 # the same bytes; gzip -n leaves out the file name and time.
@@ -200,6 +202,7 @@ for board in "${boards[@]}"; do
     put "boards/$board/edgeclip.toml" "$root/usr/share/edgeclip/boards/$board.toml" 0644
     put "boards/$board/README.md" "$root/usr/share/doc/edgeclip/boards/$board.md" 0644
 done
+put boards/README.md "$root/usr/share/doc/edgeclip/boards/README.md" 0644
 put boards/edgeclip.toml "$root/etc/edgeclip/edgeclip.toml" 0644
 put boards/labels.txt "$root/etc/edgeclip/labels.txt" 0644
 # /lib/systemd/system, not /usr/lib: the path every supported release reads

@@ -6,8 +6,9 @@
 #   aarch64  the whole suite again, cross-built for aarch64-unknown-linux-musl
 #            (the static binary of the 64-bit boards) and run under
 #            qemu-aarch64 as a Raspberry Pi 4's Cortex-A72;
-#   armv7    the inference tests, cross-built for armv7-unknown-linux-gnueabihf
-#            (32-bit Raspberry Pi OS) without the optional features, run under
+#   armv7    the unit tests, cross-built for armv7-unknown-linux-gnueabihf
+#            (32-bit Raspberry Pi OS) without the optional features, then the
+#            inference and GPIO tests with the `gpio` feature, run under
 #            qemu-arm with NEON.
 #
 # and prints the number of tests of each and the wall time. CI calls this
@@ -83,20 +84,22 @@ for target in $targets; do
             run_suite "aarch64 (qemu, Cortex-A72)" --all-targets --target aarch64-unknown-linux-musl "$@"
             ;;
         armv7)
-            # Without the default features (embedded broker, TLS): a smaller
-            # build, and proof that the crate builds without them. The unit
-            # tests, then the integration tests of the image and text paths:
-            # the encoders against onnxruntime, the kernels, preprocessing and
-            # JPEG against Pillow, the tokenizer and `classify` end to end.
-            # (The whole suite also runs there, daemon tests included, in
-            # about 13 minutes: the aarch64 run already covers them, and
-            # this command has to stay well inside CI's 90 minutes.)
+            # The unit tests without the default features (embedded broker,
+            # TLS, GPIO): a smaller build, and proof that the crate builds
+            # without them. Then, with `gpio` (the armhf package has it), the
+            # integration tests of the image and text paths: the encoders
+            # against onnxruntime, the kernels, preprocessing and JPEG against
+            # Pillow, the tokenizer and `classify` end to end; and GPIO's, but
+            # for the two that run the demo clip through a camera. (The whole
+            # suite also runs there, daemon tests included, in about 13
+            # minutes: the aarch64 run already covers them, and this command
+            # has to stay well inside CI's 90 minutes.)
             run_suite "armv7 unit (qemu, Cortex-A7)" --no-default-features \
                 --target armv7-unknown-linux-gnueabihf --lib
-            run_suite "armv7 inference (qemu, Cortex-A7)" --no-default-features \
+            run_suite "armv7 inference, GPIO (qemu, Cortex-A7)" --no-default-features --features gpio \
                 --target armv7-unknown-linux-gnueabihf --test main -- \
                 encoder:: kernels:: cli:: preprocess:: convert:: fold:: text_encoder:: \
-                tokenize:: labels_emb::
+                tokenize:: labels_emb:: gpio:: --skip gpio::pipeline::
             ;;
         *)
             echo "tools/test.sh: unknown target '$target' in EDGECLIP_TEST_TARGETS (accepted: host aarch64 armv7)" >&2

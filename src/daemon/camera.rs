@@ -1,6 +1,6 @@
 //! One camera's two threads: capture (the source's frames into a
-//! latest-frame slot) and inference (slot → RGB → motion gate → encoder →
-//! scores → detector → events for the publisher).
+//! latest-frame slot) and inference (slot → input gate → RGB → motion gate
+//! → encoder → scores → detector → events for the publisher).
 //!
 //! The slot holds one frame: when inference is slower than the camera, the
 //! capture thread replaces the waiting frame and the replaced one is counted
@@ -29,6 +29,9 @@ use crate::capture::{CaptureErrorKind, Frame, FrameSource, PixelFormat};
 use crate::classify::Classifier;
 use crate::detect::{Detector, DetectorOptions, Event, EventKind, FrameInfo};
 use crate::encode::ImageEncoder;
+use crate::gpio::input::{InputGate, InputState};
+use crate::gpio::AnyInputPin;
+use crate::log_limit::{also, LogLimit};
 
 use super::labels::ActiveLabels;
 use super::stats::{CameraCounters, Latencies};
@@ -44,11 +47,6 @@ const TOP_K: usize = 5;
 /// Quality of the JPEG made for a snapshot when the camera did not send
 /// JPEG (YUYV, NV12...): a typical webcam setting, ~50 KB at 640×480.
 const SNAPSHOT_JPEG_QUALITY: u8 = 85;
-
-/// One source problem is logged at most this often per camera; the rest
-/// are counted (a camera that sends garbage at 30 fps must not flood the
-/// journal).
-const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// A frame copied out of the source's buffer, with when it arrived.
 #[derive(Debug, Clone)]
@@ -151,6 +149,8 @@ pub struct InferenceSetup {
     pub detector: DetectorOptions,
     pub motion: Option<MotionOptions>,
     pub max_fps: Option<f64>,
+    /// A sensor line that gates inference (`[cameras.NAME.input]`).
+    pub input: Option<InputGate<AnyInputPin>>,
     pub out: Sender<Output>,
 }
 
@@ -225,37 +225,6 @@ impl Camera {
     }
 }
 
-/// Rate-limits one kind of log line.
-struct LogLimit {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl LogLimit {
-    fn new() -> LogLimit {
-        LogLimit { last: None, suppressed: 0 }
-    }
-
-    /// Whether to log now; if so, how many were suppressed since the last.
-    fn check(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        if self.last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
-            self.suppressed += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.suppressed))
-    }
-}
-
-fn also(suppressed: u64) -> String {
-    if suppressed == 0 {
-        String::new()
-    } else {
-        format!(" ({suppressed} more like it since the last report)")
-    }
-}
-
 fn capture_loop(shared: &CameraShared, mut source: Box<dyn FrameSource>, wait_for_inference: bool) {
     let name = &shared.name;
     let mut corrupt_log = LogLimit::new();
@@ -320,7 +289,7 @@ fn now_info(last_id: u64) -> FrameInfo {
     FrameInfo { id: last_id, at: Instant::now(), wall: SystemTime::now() }
 }
 
-fn inference_loop(shared: &CameraShared, setup: InferenceSetup, mut classifier: Classifier) {
+fn inference_loop(shared: &CameraShared, mut setup: InferenceSetup, mut classifier: Classifier) {
     let name = shared.name.clone();
     let min_side = setup.bundle.image.size;
     let mut labels = shared.labels();
@@ -390,6 +359,7 @@ fn inference_loop(shared: &CameraShared, setup: InferenceSetup, mut classifier: 
         let outcome = infer_frame(
             &frame,
             enabled,
+            setup.input.as_mut(),
             min_interval,
             &mut last_inference,
             &mut converter,
@@ -431,6 +401,7 @@ fn inference_loop(shared: &CameraShared, setup: InferenceSetup, mut classifier: 
 fn infer_frame(
     frame: &OwnedFrame,
     enabled: bool,
+    input: Option<&mut InputGate<AnyInputPin>>,
     min_interval: Option<Duration>,
     last_inference: &mut Option<Instant>,
     converter: &mut Converter,
@@ -447,6 +418,19 @@ fn infer_frame(
         return Ok(());
     }
     let t0 = Instant::now();
+    if let Some(input) = input {
+        // Read on every frame, so that the hold counts from the sensor's
+        // last active moment; an active event keeps the frames coming, so
+        // that it can end when its label leaves the picture.
+        let state = input.check(t0);
+        if state == InputState::Unreadable {
+            CameraCounters::bump(&counters.input_errors);
+        }
+        if !state.open() && !detector.any_active() {
+            CameraCounters::bump(&counters.input_skipped);
+            return Ok(());
+        }
+    }
     if let (Some(min), Some(last)) = (min_interval, *last_inference) {
         if t0.duration_since(last) < min {
             CameraCounters::bump(&counters.rate_skipped);

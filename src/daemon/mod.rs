@@ -7,6 +7,8 @@
 //! - command topics switch cameras on and off and replace their labels;
 //! - labels files are watched, and SIGHUP reloads them ([`labels`]);
 //! - stats are published every `mqtt.stats_interval_s` ([`stats`]);
+//! - GPIO outputs follow their camera's events ([`gpio`]), set to their
+//!   safe level before any camera starts and again at the end;
 //! - SIGTERM or SIGINT ([`signals`]), or every recording having ended with
 //!   `exit_when_done`, stops it: active events end and are published,
 //!   `offline` is published, the MQTT queue is flushed for a bounded time,
@@ -35,6 +37,9 @@ use crate::bundle::Bundle;
 use crate::capture::SourceSpec;
 use crate::config::{Broker, CameraConfig, Config};
 use crate::encode::{EncoderOptions, ImageEncoder};
+use crate::gpio::input::InputGate;
+use crate::gpio::output::EventOutput;
+use crate::gpio::{AnyInputPin, AnyOutputPin, LabelFilter};
 use crate::labelset::{LabelOptions, LoadReport};
 use crate::publish::discovery::Discovery;
 use crate::publish::mqtt::{Incoming, MqttClient};
@@ -70,6 +75,9 @@ pub type EventSink = Box<dyn Write + Send>;
 struct Managed {
     config: CameraConfig,
     camera: Camera,
+    /// GPIO lines following this camera's events (driven from the main
+    /// loop, which sees every event in order).
+    outputs: Vec<EventOutput<AnyOutputPin>>,
     watch: FileWatch,
     finished: bool,
     /// A label set being embedded now, and the newest request that came
@@ -106,6 +114,13 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
     let signals = signals::Signals::install().context("cannot install the signal handlers")?;
     let started = Instant::now();
 
+    // GPIO first: outputs go to their safe level as early as possible, and
+    // a line that cannot be had stops the start before the model loads.
+    let mut gpio = Vec::new();
+    for cam in &config.cameras {
+        gpio.push(open_gpio(cam).with_context(|| format!("camera '{}'", cam.name))?);
+    }
+
     let encoder_options = EncoderOptions { threads: config.model.threads, fold_constants: true };
     let bundle = Arc::new(
         Bundle::load(&config.model.path).with_context(|| format!("model.path '{}'", config.model.path.display()))?,
@@ -132,6 +147,9 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
             .with_context(|| format!("camera '{}'", cam.name))?;
         log_loaded(&cam.name, &active, &report);
         initial.push((active, hash));
+    }
+    for ((cam, (outputs, _)), (active, _)) in config.cameras.iter().zip(&gpio).zip(&initial) {
+        warn_unfollowed_labels(&cam.name, outputs, active);
     }
 
     // Runs until the process exits.
@@ -168,14 +186,75 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
     };
     // `out_tx` lives as long as the main loop: cameras whose recordings
     // ended do not stop a daemon that still serves MQTT commands.
-    for (cam, (active, hash)) in config.cameras.iter().zip(initial) {
-        daemon.start_camera(cam, active, hash, &encoder, &out_tx)?;
+    for ((cam, (active, hash)), lines) in config.cameras.iter().zip(initial).zip(gpio) {
+        daemon.start_camera(cam, active, hash, lines, &encoder, &out_tx)?;
     }
 
     daemon.main_loop(&signals, &out_rx);
     drop(out_tx);
     daemon.shutdown(&out_rx);
     Ok(())
+}
+
+/// A camera's GPIO lines: its outputs, at their safe level, and its input.
+type CameraGpio = (Vec<EventOutput<AnyOutputPin>>, Option<InputGate<AnyInputPin>>);
+
+fn open_gpio(cam: &CameraConfig) -> anyhow::Result<CameraGpio> {
+    let mut outputs = Vec::new();
+    for (i, output) in cam.outputs.iter().enumerate() {
+        let what = format!("outputs[{i}] ({})", output.line);
+        // Requested at its inactive level: electrically high when active is low.
+        let pin = crate::gpio::open_output(&output.line, output.active_low).context(what.clone())?;
+        let name = format!("camera '{}': GPIO output {}", cam.name, output.line);
+        let output = EventOutput::new(pin, output.clone(), name)
+            .map_err(|e| anyhow::anyhow!("{what}: cannot set its inactive level: {e}"))?;
+        tracing::info!(
+            "{}: follows {} ({}{})",
+            output.name(),
+            describe_labels(&output.config().labels),
+            output.config().mode,
+            if output.config().active_low { ", active low" } else { "" }
+        );
+        outputs.push(output);
+    }
+    let input = match &cam.input {
+        Some(input) => {
+            let pin = crate::gpio::open_input(&input.line).with_context(|| format!("input ({})", input.line))?;
+            let name = format!("camera '{}': GPIO input {}", cam.name, input.line);
+            tracing::info!(
+                "{name}: gates inference (hold {} s{})",
+                input.hold.as_secs_f64(),
+                if input.active_low { ", active low" } else { "" }
+            );
+            Some(InputGate::new(pin, input, name))
+        }
+        None => None,
+    };
+    Ok((outputs, input))
+}
+
+fn describe_labels(labels: &LabelFilter) -> String {
+    match labels {
+        LabelFilter::Any => "every label".to_string(),
+        LabelFilter::Only(names) => names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// Warns about output labels the camera's label set does not have (a typo,
+/// or a label since removed): such an output never goes active.
+fn warn_unfollowed_labels(camera: &str, outputs: &[EventOutput<AnyOutputPin>], active: &ActiveLabels) {
+    let positive: Vec<&str> = active.positive_names().collect();
+    for output in outputs {
+        let LabelFilter::Only(names) = &output.config().labels else { continue };
+        for name in names.iter().filter(|n| !positive.contains(&n.as_str())) {
+            tracing::warn!(
+                "camera '{camera}': its GPIO output {} follows '{name}', which is not one of its labels ({}); \
+                 it will not go active for it",
+                output.config().line,
+                active.origin
+            );
+        }
+    }
 }
 
 fn log_loaded(camera: &str, active: &ActiveLabels, report: &LoadReport) {
@@ -195,6 +274,7 @@ impl Daemon {
         cam: &CameraConfig,
         active: ActiveLabels,
         hash: [u8; 32],
+        (outputs, input): CameraGpio,
         encoder: &Arc<ImageEncoder>,
         out: &Sender<Output>,
     ) -> anyhow::Result<()> {
@@ -209,6 +289,7 @@ impl Daemon {
             detector: cam.detector,
             motion: cam.motion,
             max_fps: cam.max_fps,
+            input,
             out: out.clone(),
         };
         let camera =
@@ -223,6 +304,7 @@ impl Daemon {
             Managed {
                 config: cam.clone(),
                 camera,
+                outputs,
                 watch: FileWatch::new(cam.labels.clone(), hash),
                 finished: false,
                 loading: false,
@@ -256,6 +338,10 @@ impl Daemon {
             while let Ok(msg) = self.mqtt.incoming().try_recv() {
                 self.handle_incoming(msg);
             }
+            let now = Instant::now();
+            for c in self.cameras.values_mut() {
+                c.outputs.iter_mut().for_each(|o| o.tick(now));
+            }
             let reload_all = signals.take_reload();
             if reload_all {
                 tracing::info!("SIGHUP: reloading every labels file");
@@ -275,6 +361,12 @@ impl Daemon {
             Output::Events { camera, events, snapshot, frame_time } => {
                 for e in &events {
                     self.publisher.event(&self.mqtt, &camera, e, snapshot.as_deref().map(Vec::as_slice), frame_time);
+                }
+                if let Some(c) = self.cameras.get_mut(&camera) {
+                    let now = Instant::now();
+                    for output in &mut c.outputs {
+                        events.iter().for_each(|e| output.event(e, now));
+                    }
                 }
             }
             Output::Finished { camera, source_ended } => {
@@ -329,6 +421,7 @@ impl Daemon {
         match loaded.result {
             Ok((active, report)) => {
                 log_loaded(&loaded.camera, &active, &report);
+                warn_unfollowed_labels(&loaded.camera, &c.outputs, &active);
                 let new: Vec<String> = active.positive_names().map(String::from).collect();
                 let old = c.camera.shared.set_labels(active);
                 let new_refs: Vec<&str> = new.iter().map(String::as_str).collect();
@@ -440,6 +533,7 @@ impl Daemon {
                         "inferred": counts.inferred,
                         "dropped": s.slot.dropped(),
                         "motion_skipped": counts.motion_skipped,
+                        "input_skipped": counts.input_skipped,
                         "rate_skipped": counts.rate_skipped,
                         "disabled_skipped": counts.disabled_skipped,
                         "corrupt": counts.corrupt,
@@ -448,6 +542,18 @@ impl Daemon {
                     "latency": latency,
                 }),
             );
+            if !c.outputs.is_empty() || c.config.input.is_some() {
+                let outputs: Vec<Value> = c
+                    .outputs
+                    .iter()
+                    .map(
+                        |o| json!({"line": o.config().line.to_string(), "active": o.is_active(), "errors": o.errors()}),
+                    )
+                    .collect();
+                let input =
+                    c.config.input.as_ref().map(|i| json!({"line": i.line.to_string(), "errors": counts.input_errors}));
+                cameras[name]["gpio"] = json!({"outputs": outputs, "input": input});
+            }
             snapshots.insert(name.clone(), counts);
         }
         let stats: Value = json!({
@@ -509,6 +615,8 @@ impl Daemon {
                     "camera '{name}': its inference thread did not stop in time; its last events may be missing"
                 );
             }
+            // The safe level, whatever the events said last.
+            c.outputs.iter_mut().for_each(EventOutput::shutdown);
         }
         self.publish_stats();
         let report = self.mqtt.shutdown(FLUSH_MQTT_WITHIN);

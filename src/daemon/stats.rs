@@ -26,6 +26,10 @@ pub struct CameraCounters {
     pub inferred: AtomicU64,
     /// Frames the motion gate found still.
     pub motion_skipped: AtomicU64,
+    /// Frames skipped while the input line (a PIR sensor) was idle.
+    pub input_skipped: AtomicU64,
+    /// Reads of the input line that failed (those frames were inferred).
+    pub input_errors: AtomicU64,
     /// Frames skipped to stay under `max_fps`.
     pub rate_skipped: AtomicU64,
     /// Frames skipped while the camera was disabled.
@@ -47,6 +51,8 @@ impl CameraCounters {
             captured: get(&self.captured),
             inferred: get(&self.inferred),
             motion_skipped: get(&self.motion_skipped),
+            input_skipped: get(&self.input_skipped),
+            input_errors: get(&self.input_errors),
             rate_skipped: get(&self.rate_skipped),
             disabled_skipped: get(&self.disabled_skipped),
             corrupt: get(&self.corrupt),
@@ -61,6 +67,8 @@ pub struct CounterSnapshot {
     pub captured: u64,
     pub inferred: u64,
     pub motion_skipped: u64,
+    pub input_skipped: u64,
+    pub input_errors: u64,
     pub rate_skipped: u64,
     pub disabled_skipped: u64,
     pub corrupt: u64,
