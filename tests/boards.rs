@@ -17,6 +17,7 @@ use std::process::{Command, Output};
 use edgeclip::capture::SourceSpec;
 use edgeclip::config::Config;
 
+use crate::util::SpawnWatched;
 use crate::util::{self, repo};
 
 /// The boards with a folder in boards/, in name order.
@@ -52,7 +53,7 @@ fn packaged_files(
 
 /// Runs a command to completion; panics with what it printed if it cannot start.
 fn run(command: &mut Command) -> Output {
-    command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+    command.output_watched().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
 }
 
 /// Asserts success and returns stdout; on failure, shows both streams.
@@ -70,7 +71,7 @@ fn success(command: &mut Command) -> String {
 
 /// Whether `program` can be run at all (it is installed).
 fn installed(program: &str) -> bool {
-    Command::new(program).arg("--version").output().is_ok()
+    Command::new(program).arg("--version").output_watched().is_ok()
 }
 
 fn mode(path: &Path) -> u32 {
@@ -285,7 +286,7 @@ fn package() -> Packaged {
     let binary = dir.path().join("edgeclip");
     let original = Path::new(env!("CARGO_BIN_EXE_edgeclip"));
     let stripped = ["strip", "aarch64-linux-gnu-strip", "arm-linux-gnueabihf-strip"].iter().any(|strip| {
-        Command::new(strip).arg("-o").arg(&binary).arg(original).output().is_ok_and(|o| o.status.success())
+        Command::new(strip).arg("-o").arg(&binary).arg(original).output_watched().is_ok_and(|o| o.status.success())
     });
     if !stripped {
         std::fs::copy(original, &binary).unwrap();

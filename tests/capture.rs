@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::util::SpawnWatched;
 use edgeclip::capture::exec::{ExecOptions, ExecSource};
 use edgeclip::capture::file::{FileOptions, FileSource};
 use edgeclip::capture::{CaptureError, CaptureErrorKind, FrameSource, PixelFormat};
@@ -229,7 +230,7 @@ fn the_capture_command_writes_a_commands_frames_and_logs_its_stderr() {
         .args(["capture", "--source", &source, "--frames", "3", "--out"])
         .arg(&out_dir)
         .env("EDGECLIP_LOG", "info")
-        .output()
+        .output_watched()
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -252,7 +253,7 @@ fn the_capture_command_converts_to_png_and_explains_a_bad_source() {
         .arg(format!("file:{}", clip.display()))
         .arg("--out")
         .arg(&out_dir)
-        .output()
+        .output_watched()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let png = image::open(out_dir.join("frame-000001.png")).unwrap();
@@ -261,7 +262,7 @@ fn the_capture_command_converts_to_png_and_explains_a_bad_source() {
     let out = crate::util::edgeclip_command()
         .args(["capture", "--source", "webcam", "--out"])
         .arg(&out_dir)
-        .output()
+        .output_watched()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+use crate::util::SpawnWatched;
 use crate::util::{bundle_dir, cosine, data_dir, golden_dir, golden_images, read_f32};
 
 fn edgeclip() -> Command {
@@ -17,7 +18,7 @@ fn classify_json_embedding_matches_onnxruntime() {
             .args(["classify", "--json", "--embedding", "--top", "3", "--model"])
             .arg(bundle_dir(bundle))
             .args(&images)
-            .output()
+            .output_watched()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let stdout = String::from_utf8(out.stdout).unwrap();
@@ -47,7 +48,7 @@ fn classify_text_output_and_jpeg() {
         .args(["classify", "--top", "2", "--model"])
         .arg(bundle_dir("tiny-int8"))
         .arg(data_dir().join("images/smoke-640x480.jpg"))
-        .output()
+        .output_watched()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -59,7 +60,7 @@ fn classify_text_output_and_jpeg() {
 
 #[test]
 fn errors_are_one_line_and_nonzero() {
-    let out = edgeclip().args(["classify", "--model", "/nonexistent", "x.png"]).output().unwrap();
+    let out = edgeclip().args(["classify", "--model", "/nonexistent", "x.png"]).output_watched().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -73,7 +74,7 @@ fn errors_are_one_line_and_nonzero() {
         .arg(bundle_dir("tiny-int8"))
         .arg(&good)
         .arg("/nonexistent.png")
-        .output()
+        .output_watched()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
@@ -81,7 +82,7 @@ fn errors_are_one_line_and_nonzero() {
     assert!(stderr.contains("error: cannot open image '/nonexistent.png'"), "{stderr}");
     assert!(stderr.ends_with("error: 1 of 2 images could not be classified\n"), "{stderr}");
 
-    let out = edgeclip().args(["classify", "--top", "0", "x.png"]).output().unwrap();
+    let out = edgeclip().args(["classify", "--top", "0", "x.png"]).output_watched().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stderr), "error: --top 0 is out of range: expected 1 to 16\n");
 }
 
@@ -105,7 +106,7 @@ fn labels_option_selects_and_refuses() {
         .arg("--labels")
         .arg(&one)
         .arg(&image)
-        .output()
+        .output_watched()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -120,7 +121,7 @@ fn labels_option_selects_and_refuses() {
         .arg("--labels")
         .arg(&unknown)
         .arg(&image)
-        .output()
+        .output_watched()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -129,7 +130,7 @@ fn labels_option_selects_and_refuses() {
 
 #[test]
 fn info_describes_the_bundle() {
-    let out = edgeclip().args(["info", "--model"]).arg(bundle_dir("tiny-int8")).output().unwrap();
+    let out = edgeclip().args(["info", "--model"]).arg(bundle_dir("tiny-int8")).output_watched().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     for want in [

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 
 use crate::mosquitto::{Mosquitto, MosquittoOptions};
+use crate::util::SpawnWatched;
 use crate::util::{demo_model_dir as model_dir, emulated, patience};
 
 /// The demo configuration's detector: a shape half in view is named wrongly
@@ -75,6 +77,8 @@ pub struct Received {
 pub struct Subscriber {
     pub messages: Arc<Mutex<Vec<Received>>>,
     pub client: Client,
+    /// Tells the thread to end.
+    stop: Arc<AtomicBool>,
 }
 
 impl Subscriber {
@@ -95,9 +99,14 @@ impl Subscriber {
         let messages = Arc::new(Mutex::new(Vec::new()));
         let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
         let (sub_client, record) = (client.clone(), Arc::clone(&messages));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for event in connection.iter() {
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                         if !ack.session_present {
@@ -119,7 +128,7 @@ impl Subscriber {
             }
         });
         ready_rx.recv_timeout(Duration::from_secs(10)).expect("the subscriber subscribed");
-        Subscriber { messages, client }
+        Subscriber { messages, client, stop }
     }
 
     pub fn all(&self) -> Vec<Received> {
@@ -145,6 +154,17 @@ impl Subscriber {
 
     pub fn publish(&self, topic: &str, payload: &[u8], retain: bool) {
         self.client.publish(topic, QoS::AtLeastOnce, retain, payload.to_vec()).unwrap();
+    }
+}
+
+/// Ends the thread: at once if connected, else at its next reconnect attempt
+/// (its client clone keeps the connection alive, so it would otherwise retry
+/// every 100 ms for the rest of the run; under qemu-user, busy threads make
+/// a later process spawn likelier to deadlock in the forked emulator).
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.client.try_disconnect();
     }
 }
 
@@ -190,7 +210,7 @@ impl Daemon {
             .env("EDGECLIP_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
+            .spawn_watched()
             .unwrap();
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));

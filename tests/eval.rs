@@ -5,6 +5,7 @@ use std::process::Command;
 
 use edgeclip::evaluate::{discover, Tally};
 
+use crate::util::SpawnWatched;
 use crate::util::{bundle_dir, data_dir};
 
 fn names(n: &[&str]) -> Vec<String> {
@@ -57,7 +58,12 @@ fn edgeclip() -> Command {
 
 /// The top-1 label the model gives an image, from `classify --json`.
 fn predicted(bundle: &Path, image: &Path) -> String {
-    let out = edgeclip().args(["classify", "--json", "--top", "1", "--model"]).arg(bundle).arg(image).output().unwrap();
+    let out = edgeclip()
+        .args(["classify", "--json", "--top", "1", "--model"])
+        .arg(bundle)
+        .arg(image)
+        .output_watched()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v["top"][0]["label"].as_str().unwrap().to_string()
@@ -91,8 +97,13 @@ fn eval_counts_what_classify_predicts() {
     }
     let (truth, predicted_label) = wrong.unwrap();
 
-    let out =
-        edgeclip().args(["eval", "--json", "--model"]).arg(&bundle).arg("--data").arg(data.path()).output().unwrap();
+    let out = edgeclip()
+        .args(["eval", "--json", "--model"])
+        .arg(&bundle)
+        .arg("--data")
+        .arg(data.path())
+        .output_watched()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let n = images.len() as u64;
@@ -101,7 +112,8 @@ fn eval_counts_what_classify_predicts() {
     assert_eq!(r["confusions"][0]["truth"], truth.as_str());
     assert_eq!(r["confusions"][0]["predicted"], predicted_label.as_str());
 
-    let out = edgeclip().args(["eval", "--model"]).arg(&bundle).arg("--data").arg(data.path()).output().unwrap();
+    let out =
+        edgeclip().args(["eval", "--model"]).arg(&bundle).arg("--data").arg(data.path()).output_watched().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let pct = 100.0 * (n - 1) as f64 / n as f64;
     assert!(text.starts_with(&format!("{n} images in ")), "{text}");
@@ -110,7 +122,8 @@ fn eval_counts_what_classify_predicts() {
 
     // An unreadable image: the report still prints, the run fails.
     std::fs::write(data.path().join(&truth).join("broken.png"), b"not a png").unwrap();
-    let out = edgeclip().args(["eval", "--model"]).arg(&bundle).arg("--data").arg(data.path()).output().unwrap();
+    let out =
+        edgeclip().args(["eval", "--model"]).arg(&bundle).arg("--data").arg(data.path()).output_watched().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("broken.png"), "{stderr}");

@@ -354,6 +354,8 @@ mod character_device {
 
     use edgeclip::gpio::{open_output, Chip, GpioErrorKind, Line, LineSpec};
 
+    use crate::util::SpawnWatched;
+
     /// A chip the daemon's user may not open stops `edgeclip run` before
     /// anything else, with the line, the camera and what to do. Run as
     /// `nobody` when the tests run as root (who may open anything), against
@@ -387,7 +389,7 @@ mod character_device {
         } else {
             crate::util::edgeclip_command()
         };
-        let out = command.args(["run", "--config"]).arg(&config).stdin(Stdio::null()).output().unwrap();
+        let out = command.args(["run", "--config"]).arg(&config).stdin(Stdio::null()).output_watched().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         let uid = if as_root { 65534 } else { unsafe { libc::geteuid() } };

@@ -19,6 +19,7 @@ use edgeclip::bundle::Bundle;
 use edgeclip::encode::{EncoderOptions, ImageEncoder};
 use edgeclip::mjpeg::MjpegFrames;
 
+use crate::util::SpawnWatched;
 use crate::util::{bundle_dir, command_under_runner, cosine, demo_model_dir as demo_model, max_abs_diff, test_runner};
 
 /// Kernel name → number of plan nodes using it, for a bundle's image encoder.
@@ -118,7 +119,7 @@ fn each_emulated_board_core_gets_its_kernels_and_the_same_answers() {
                 .arg("--model")
                 .arg(demo_model())
                 .args(extra)
-                .output()
+                .output_watched()
                 .unwrap();
             assert!(out.status.success(), "{}: {}", core.qemu_cpu, String::from_utf8_lossy(&out.stderr));
             String::from_utf8(out.stdout).unwrap()

@@ -14,6 +14,7 @@ use edgeclip::labelset::{load_labels, LabelOptions, LabelSet, LoadReport};
 use edgeclip::matcher::Matcher;
 use edgeclip::preprocess::RgbFrame;
 
+use crate::util::SpawnWatched;
 use crate::util::{bundle_dir, copy_dir_to_temp, cosine};
 
 fn options(cache: Option<&Path>) -> LabelOptions {
@@ -97,8 +98,12 @@ fn embed_labels_writes_what_the_exporter_wrote() {
     let bundle = bundle_dir("tiny-text");
     let labels = dir.path().join("labels.txt");
     std::fs::copy(bundle.join("labels.txt"), &labels).unwrap();
-    let out =
-        crate::util::edgeclip_command().args(["embed-labels", "--model"]).arg(&bundle).arg(&labels).output().unwrap();
+    let out = crate::util::edgeclip_command()
+        .args(["embed-labels", "--model"])
+        .arg(&bundle)
+        .arg(&labels)
+        .output_watched()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let written = dir.path().join("labels.emb");
@@ -193,7 +198,7 @@ fn classify_embeds_new_labels_into_the_cache_dir_it_is_given() {
             .arg("--model")
             .arg(bundle_dir("tiny-text"))
             .arg(&image)
-            .output()
+            .output_watched()
             .unwrap()
     };
     let first = run();

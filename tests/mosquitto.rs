@@ -15,6 +15,7 @@
 
 #![allow(dead_code)] // a harness: each test uses a part of it
 
+use crate::util::SpawnWatched;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -58,7 +59,7 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Whether the `mosquitto` binary is installed.
     pub fn installed() -> bool {
-        Command::new("mosquitto").arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+        Command::new("mosquitto").arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).output_watched().is_ok()
     }
 
     /// Starts Mosquitto on a free port. Panics (with its log) if it does not
@@ -87,7 +88,7 @@ impl Mosquitto {
                 if i == 0 {
                     cmd.arg("-c");
                 }
-                let status = cmd.arg("-b").arg(&passwords).arg(user).arg(password).status().unwrap();
+                let status = cmd.arg("-b").arg(&passwords).arg(user).arg(password).output_watched().unwrap().status;
                 assert!(status.success(), "mosquitto_passwd failed for '{user}'");
             }
             config.push(format!("allow_anonymous false\npassword_file {}", passwords.display()));
@@ -204,7 +205,7 @@ fn launch(dir: &Path, port: u16) -> Option<Child> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
-        .spawn()
+        .spawn_watched()
         .expect("cannot run mosquitto");
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -265,6 +266,8 @@ pub struct Subscriber {
     messages: Receiver<Received>,
     connects: Arc<Mutex<Vec<bool>>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Tells the thread to end.
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Where a [`Subscriber`] connects.
@@ -313,10 +316,14 @@ impl Subscriber {
         let connects = Arc::new(Mutex::new(Vec::new()));
         let filters = options.filters.clone();
         let sub_client = client.clone();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let thread = {
-            let connects = Arc::clone(&connects);
+            let (connects, stop) = (Arc::clone(&connects), Arc::clone(&stop));
             std::thread::spawn(move || {
                 for event in connection.iter() {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
                     match event {
                         Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
                             connects.lock().unwrap().push(ack.session_present);
@@ -340,7 +347,7 @@ impl Subscriber {
                 }
             })
         };
-        let subscriber = Subscriber { client, messages, connects, thread: Some(thread) };
+        let subscriber = Subscriber { client, messages, connects, thread: Some(thread), stop };
         if !options.filters.is_empty() {
             subscribed.recv_timeout(Duration::from_secs(10)).expect("no SUBACK within 10 s");
         }
@@ -409,7 +416,10 @@ impl Subscriber {
 impl Drop for Subscriber {
     fn drop(&mut self) {
         // A clean DISCONNECT ends the thread; if it is not connected, the
-        // thread ends with the test process.
+        // flag does at its next reconnect attempt (a thread left retrying
+        // for the rest of the run makes qemu-user's fork, and so every
+        // later spawn under emulation, likelier to deadlock).
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if self.client.try_disconnect().is_ok() {
             if let Some(thread) = self.thread.take() {
                 let deadline = Instant::now() + Duration::from_secs(2);

@@ -24,6 +24,7 @@ use edgeclip::publish::mqtt::{Message, MqttClient, INFLIGHT_WINDOW};
 use crate::mosquitto::{free_port, Mosquitto, MosquittoOptions, Subscriber, SubscriberOptions};
 #[cfg(feature = "tls")]
 use crate::mosquitto::{write_file, TlsListener};
+use crate::util::SpawnWatched;
 
 fn config(broker: Broker, client_id: &str) -> MqttConfig {
     MqttConfig {
@@ -216,7 +217,7 @@ fn a_killed_client_leaves_offline(port: u16) {
         .env("EDGECLIP_TEST_MQTT_CHILD_PORT", port.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()
+        .spawn_watched()
         .unwrap();
     let (tx, lines) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();
@@ -692,11 +693,11 @@ fn the_embedded_broker_delivers_states_events_commands_and_the_last_will() {
     assert_eq!(kept.get(availability).map(Vec::as_slice), Some(&b"online"[..]), "{:?}", kept.keys());
     assert_eq!(kept.get("edgeclip/e/cam/cat/state").map(Vec::as_slice), Some(&b"ON"[..]));
     assert!(kept.get("edgeclip/e/cam/cat/snapshot") == Some(&jpeg), "the snapshot is retained unchanged");
-    if Command::new("mosquitto_sub").arg("--help").output().is_ok() {
+    if Command::new("mosquitto_sub").arg("--help").output_watched().is_ok() {
         let out = Command::new("mosquitto_sub")
             .args(["-h", "127.0.0.1", "-p", &addr.port().to_string(), "-t", "edgeclip/e/cam/cat/state"])
             .args(["-C", "1", "-W", "5", "-i", "mosquitto-sub-e"])
-            .output()
+            .output_watched()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "ON\n", "{}", String::from_utf8_lossy(&out.stderr));
     }

@@ -172,3 +172,100 @@ pub fn patience(natively: std::time::Duration) -> std::time::Duration {
         natively
     }
 }
+
+/// Starting processes from the tests, safe from a qemu-user deadlock.
+///
+/// Under qemu-user, a fork of this many-threaded test process now and then
+/// deadlocks inside the emulator before it can exec (seen once in about
+/// eight aarch64 runs: Mosquitto's restart in an MQTT test, after 9 minutes
+/// of nothing, with the child on a futex). `Command::spawn` waits for the
+/// exec, so the test hangs for good. Under an emulator these methods start
+/// a watchdog that kills a child that is still this test binary, with this
+/// process's own arguments, after [`STUCK_FORK_AFTER`], and start the
+/// command again; natively they are `spawn` and `output`.
+pub trait SpawnWatched {
+    fn spawn_watched(&mut self) -> std::io::Result<std::process::Child>;
+    fn output_watched(&mut self) -> std::io::Result<std::process::Output>;
+}
+
+/// A fork exec's in milliseconds, even under qemu on a loaded machine.
+const STUCK_FORK_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How many times a command is started again after a stuck fork.
+const STUCK_FORK_RETRIES: usize = 3;
+
+impl SpawnWatched for Command {
+    fn spawn_watched(&mut self) -> std::io::Result<std::process::Child> {
+        if !emulated() {
+            return self.spawn();
+        }
+        let killed = stuck_fork_watchdog();
+        for _ in 0..STUCK_FORK_RETRIES {
+            let mut child = self.spawn()?;
+            if !killed.lock().unwrap().contains(&child.id()) {
+                return Ok(child);
+            }
+            eprintln!("starting {self:?} again: its fork deadlocked in qemu-user and was killed");
+            let _ = child.wait();
+        }
+        Err(std::io::Error::other(format!("{self:?}: the fork deadlocked in qemu-user {STUCK_FORK_RETRIES} times")))
+    }
+
+    fn output_watched(&mut self) -> std::io::Result<std::process::Output> {
+        if !emulated() {
+            return self.output();
+        }
+        // As `output` does by default.
+        self.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        self.spawn_watched()?.wait_with_output()
+    }
+}
+
+/// The watchdog's record of the children it killed (started once).
+fn stuck_fork_watchdog() -> &'static std::sync::Mutex<std::collections::HashSet<u32>> {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{Mutex, OnceLock};
+    use std::time::Instant;
+    static KILLED: OnceLock<Mutex<HashSet<u32>>> = OnceLock::new();
+    static STARTED: OnceLock<()> = OnceLock::new();
+    let killed = KILLED.get_or_init(|| Mutex::new(HashSet::new()));
+    STARTED.get_or_init(|| {
+        std::thread::spawn(|| {
+            let me = std::process::id().to_string();
+            // A fork that has not exec'ed runs this binary with these
+            // arguments, after the emulator's own words.
+            let own: Vec<String> = std::env::args().collect();
+            let mut first_seen: HashMap<u32, Instant> = HashMap::new();
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                let mut stuck_now = HashMap::new();
+                for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+                    let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+                    // "pid (comm) state ppid ...": the fields after the last ')'.
+                    let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1));
+                    if ppid != Some(me.as_str()) {
+                        continue;
+                    }
+                    let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+                    let words: Vec<String> =
+                        cmdline.split(|b| *b == 0).filter(|w| !w.is_empty()).map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+                    if words.len() > own.len() && words.ends_with(&own) {
+                        stuck_now.insert(pid, first_seen.get(&pid).copied().unwrap_or_else(Instant::now));
+                    }
+                }
+                for (pid, since) in &stuck_now {
+                    if since.elapsed() >= STUCK_FORK_AFTER {
+                        eprintln!("killing child {pid}: a fork of this test binary that has not exec'ed in {STUCK_FORK_AFTER:?} (qemu-user deadlock)");
+                        KILLED.get().unwrap().lock().unwrap().insert(*pid);
+                        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+                    }
+                }
+                first_seen = stuck_now;
+            }
+        });
+    });
+    killed
+}

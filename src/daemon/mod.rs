@@ -248,8 +248,8 @@ fn warn_unfollowed_labels(camera: &str, outputs: &[EventOutput<AnyOutputPin>], a
         let LabelFilter::Only(names) = &output.config().labels else { continue };
         for name in names.iter().filter(|n| !positive.contains(&n.as_str())) {
             tracing::warn!(
-                "camera '{camera}': its GPIO output {} follows '{name}', which is not one of its labels ({}); \
-                 it will not go active for it",
+                "camera '{camera}': its GPIO output {} follows '{name}', which is not one of its labels that \
+                 can fire ({}; a '!' label never does); it will not go active for it",
                 output.config().line,
                 active.origin
             );
