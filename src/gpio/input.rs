@@ -94,8 +94,4 @@ where
     pub fn errors(&self) -> u64 {
         self.errors
     }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 }

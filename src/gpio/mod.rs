@@ -277,7 +277,13 @@ impl InputPin for AnyInputPin {
 pub fn open_output(spec: &LineSpec, high: bool) -> Result<AnyOutputPin, GpioError> {
     match &spec.chip {
         Chip::Simulated(dir) => Ok(AnyOutputPin::new(simulated::open_output(dir, &spec.line)?)),
-        _ => open_device_output(spec, high),
+        #[cfg(feature = "gpio")]
+        _ => Ok(AnyOutputPin::new(linux::request_output(spec, high)?)),
+        #[cfg(not(feature = "gpio"))]
+        _ => {
+            let _ = high;
+            Err(unsupported(spec))
+        }
     }
 }
 
@@ -285,28 +291,11 @@ pub fn open_output(spec: &LineSpec, high: bool) -> Result<AnyOutputPin, GpioErro
 pub fn open_input(spec: &LineSpec) -> Result<AnyInputPin, GpioError> {
     match &spec.chip {
         Chip::Simulated(dir) => Ok(AnyInputPin::new(simulated::open_input(dir, &spec.line)?)),
-        _ => open_device_input(spec),
+        #[cfg(feature = "gpio")]
+        _ => Ok(AnyInputPin::new(linux::request_input(spec)?)),
+        #[cfg(not(feature = "gpio"))]
+        _ => Err(unsupported(spec)),
     }
-}
-
-#[cfg(feature = "gpio")]
-fn open_device_output(spec: &LineSpec, high: bool) -> Result<AnyOutputPin, GpioError> {
-    Ok(AnyOutputPin::new(linux::request_output(spec, high)?))
-}
-
-#[cfg(feature = "gpio")]
-fn open_device_input(spec: &LineSpec) -> Result<AnyInputPin, GpioError> {
-    Ok(AnyInputPin::new(linux::request_input(spec)?))
-}
-
-#[cfg(not(feature = "gpio"))]
-fn open_device_output(spec: &LineSpec, _high: bool) -> Result<AnyOutputPin, GpioError> {
-    Err(unsupported(spec))
-}
-
-#[cfg(not(feature = "gpio"))]
-fn open_device_input(spec: &LineSpec) -> Result<AnyInputPin, GpioError> {
-    Err(unsupported(spec))
 }
 
 #[cfg(not(feature = "gpio"))]
