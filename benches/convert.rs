@@ -20,11 +20,11 @@ use std::time::SystemTime;
 mod common;
 
 use common::median_ms;
-use edgeclip::bundle::Bundle;
-use edgeclip::capture::convert::{Converter, RgbImage};
+use edgeclip::capture::mjpeg::MjpegFrames;
 use edgeclip::capture::{Frame, PixelFormat};
-use edgeclip::mjpeg::MjpegFrames;
-use edgeclip::preprocess::{Preprocessor, RgbFrame};
+use edgeclip::model::bundle::Bundle;
+use edgeclip::model::preprocess::{Preprocessor, RgbFrame};
+use edgeclip::pipeline::convert::{Converter, RgbImage};
 
 /// Frames timed per measurement; the median of `ROUNDS` measurements is kept.
 const FRAMES: usize = 20;

@@ -8,10 +8,10 @@
 mod common;
 
 use common::median_ms;
-use edgeclip::bundle::ResizeFilter;
 use edgeclip::commands::synthetic_frame;
-use edgeclip::preprocess::resample::Resampler;
-use edgeclip::preprocess::{crop_origin, resized_size};
+use edgeclip::model::bundle::ResizeFilter;
+use edgeclip::model::preprocess::resample::Resampler;
+use edgeclip::model::preprocess::{crop_origin, resized_size};
 use fast_image_resize as fir;
 
 /// Frames timed per measurement; the median of `ROUNDS` measurements is kept.

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use crate::bundle::Bundle;
-use crate::classify::Classifier;
-use crate::encode::{onnx_op_counts, EncoderOptions, EncoderReport, ImageEncoder};
-use crate::evaluate;
-use crate::labelset::{default_cache_dir, load_labels, LabelOptions};
-use crate::matcher::{Matcher, MAX_TOP_K};
-use crate::preprocess::{Preprocessor, RgbFrame};
+use crate::labels::resolve::{default_cache_dir, resolve_file, LabelOptions};
+use crate::model::bundle::Bundle;
+use crate::model::encode::{onnx_op_counts, EncoderOptions, EncoderReport, ImageEncoder};
+use crate::model::evaluate;
+use crate::model::preprocess::{Preprocessor, RgbFrame};
+use crate::pipeline::classify::Classifier;
+use crate::pipeline::matcher::{Matcher, MAX_TOP_K};
 
 /// Loads an image file as RGB8.
 pub fn read_rgb(path: &Path) -> anyhow::Result<(u32, u32, Vec<u8>)> {
@@ -50,7 +50,7 @@ fn load_classifier(
 ) -> anyhow::Result<(Bundle, Arc<Matcher>, Classifier)> {
     let (bundle, encoder) = load_bundle_and_encoder(model, options)?;
     let label_options = LabelOptions { cache_dir: default_cache_dir(), encoder: options.clone(), templates: None };
-    let (labels, report) = load_labels(&bundle, labels, &label_options)?;
+    let (labels, report) = resolve_file(&bundle, labels, &label_options)?;
     tracing::info!(
         "labels: {} from the bundle, {} from the cache, {} embedded now{}",
         report.from_bundle,
@@ -153,7 +153,7 @@ pub fn classify(args: &ClassifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
                 continue;
             }
         };
-        for (index, frame) in crate::mjpeg::MjpegFrames::new(&stream).enumerate() {
+        for (index, frame) in crate::capture::mjpeg::MjpegFrames::new(&stream).enumerate() {
             if index % args.every != 0 {
                 continue;
             }
@@ -232,7 +232,7 @@ pub struct EvalArgs {
 }
 
 /// `edgeclip eval`: zero-shot top-1 accuracy on a labelled image folder
-/// (see [`crate::evaluate`]). Unreadable images are reported on stderr and
+/// (see [`crate::model::evaluate`]). Unreadable images are reported on stderr and
 /// make the run fail after the report.
 pub fn eval(args: &EvalArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
     let options = EncoderOptions { threads: args.threads, ..Default::default() };
@@ -338,7 +338,7 @@ pub fn info(model: &Path, threads: usize, out: &mut dyn Write) -> anyhow::Result
     }
     let label_options =
         LabelOptions { cache_dir: None, encoder: EncoderOptions { threads, ..Default::default() }, templates: None };
-    match load_labels(&bundle, None, &label_options) {
+    match resolve_file(&bundle, None, &label_options) {
         Ok((labels, report)) if report.from_bundle == labels.len() => writeln!(
             out,
             "labels        {}: {} labels, all embedded in {}",
@@ -519,7 +519,7 @@ struct JsonTokens<'a> {
 /// reads them (start token, tokens, end token; the zero padding is left out
 /// of the text form), with a warning when the text is longer than the context.
 pub fn tokenize(texts: &[String], json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    use crate::tokenize::{clean::clean, ClipTokenizer, CONTEXT_LENGTH};
+    use crate::model::tokenize::{clean::clean, ClipTokenizer, CONTEXT_LENGTH};
     let tokenizer = ClipTokenizer::new();
     for text in texts {
         let t = tokenizer.tokenize(text, CONTEXT_LENGTH);
@@ -558,8 +558,8 @@ pub fn embed_labels(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    use crate::encode::text::TextEncoder;
-    use crate::labels::{read_labels, LabelEmbeddings};
+    use crate::labels::{file::read as read_labels, LabelEmbeddings};
+    use crate::model::encode::text::TextEncoder;
 
     let started = Instant::now();
     let bundle = Bundle::load(model)?;
@@ -609,8 +609,8 @@ const CAPTURE_MAX_ERRORS_IN_ROW: u32 = 6;
 /// line per frame, for checking a camera. A frame that does not decode is
 /// reported and skipped, as the daemon would.
 pub fn capture(args: &CaptureArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    use crate::capture::convert::{Converter, RgbImage};
     use crate::capture::{CaptureErrorKind, PixelFormat};
+    use crate::pipeline::convert::{Converter, RgbImage};
 
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("cannot create '{}'", args.out_dir.display()))?;
     let mut source = args.source.open()?;

@@ -18,10 +18,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::capture::motion::MotionOptions;
 use crate::capture::SourceSpec;
-use crate::detect::DetectorOptions;
 use crate::gpio::{Chip, InputConfig, LabelFilter, Line, LineSpec, OutputConfig, OutputMode};
+use crate::pipeline::detect::DetectorOptions;
+use crate::pipeline::motion::MotionOptions;
 
 /// The documented default configuration, as shipped.
 pub const DEFAULT_CONFIG: &str = include_str!("../boards/edgeclip.toml");
@@ -421,7 +421,7 @@ impl Config {
 /// A TOML or serde error as "key 'table.key': what" at its line: the key
 /// is read off the line the error points at and the table header above it.
 fn toml_error(cx: &Ctx<'_>, e: &toml::de::Error) -> ConfigError {
-    let message = crate::bundle::toml_problem(e)
+    let message = crate::model::bundle::toml_problem(e)
         .replace("expected i64", "expected a whole number")
         .replace("expected f64", "expected a number");
     let Some(span) = e.span() else { return cx.error(None, message) };

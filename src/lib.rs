@@ -1,36 +1,34 @@
 //! edgeclip: zero-shot CLIP detections from a camera on ARM boards.
 //!
 //! The library holds every stage; the `edgeclip` binary only parses its
-//! command line and calls into it. Data flows one way through the modules:
-//! [`capture`] (camera or recording to RGB frames) → [`preprocess`] (frame
-//! to tensor) → [`encode`] (tensor to embedding, with tract, from the model
-//! on disk, [`bundle`]) → [`matcher`] (embedding to label scores) →
-//! [`detect`] (scores to events). On the text side, [`labels`] reads what
-//! the camera looks for, [`tokenize`] turns a prompt into CLIP's token ids,
-//! and [`labelset`] finds or computes the label embeddings (with
-//! `encode::text`). [`classify`] strings the stages together for one frame,
-//! [`evaluate`] measures accuracy on labelled images, [`mjpeg`] splits
-//! Motion-JPEG streams into frames, and [`commands`] holds the one-shot
-//! subcommands. [`daemon`] is `edgeclip run`: it strings capture,
-//! classification and detection together per camera, with [`config`] for
-//! its settings, [`publish`] for MQTT and Home Assistant, and [`gpio`] for
-//! relays, LEDs and motion sensors on the board's pins.
+//! command line and calls into [`cli`]. A frame's path through the modules,
+//! which is also the tree's:
+//!
+//! - [`capture`]: cameras and recordings hand out frames (V4L2, a camera
+//!   command's MJPEG, a file), copied once into a latest-frame slot;
+//! - [`pipeline`]: per frame, conversion to RGB, the motion gate,
+//!   classification (preprocessing, the image encoder, matching against the
+//!   labels) and detection (scores over time to start and end events);
+//! - [`publish`]: events, states, snapshots, stats and Home Assistant
+//!   discovery over MQTT (and the embedded broker);
+//! - [`daemon`]: `edgeclip run`, which runs the above per camera and owns the
+//!   main loop.
+//!
+//! Beside the frame's path: [`model`] is the model bundle and everything
+//! that turns pixels or text into embeddings (preprocessing, the encoders,
+//! the tokenizer); [`labels`] is what the camera looks for, from the labels
+//! file to the label embeddings the matcher uses; [`config`] reads the
+//! daemon's configuration file; [`gpio`] drives relays and LEDs from events
+//! and gates inference on a motion sensor; [`cli`] is one file per
+//! subcommand; [`util`] holds what several stages share.
 
-pub mod bundle;
 pub mod capture;
-pub mod classify;
 pub mod commands;
 pub mod config;
 pub mod daemon;
-pub mod detect;
-pub mod encode;
-pub mod evaluate;
 pub mod gpio;
 pub mod labels;
-pub mod labelset;
-pub mod log_limit;
-pub mod matcher;
-pub mod mjpeg;
-pub mod preprocess;
+pub mod model;
+pub mod pipeline;
 pub mod publish;
-pub mod tokenize;
+pub mod util;

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use edgeclip::bundle::Bundle;
-use edgeclip::encode::{EncoderOptions, ImageEncoder};
+use edgeclip::model::bundle::Bundle;
+use edgeclip::model::encode::{EncoderOptions, ImageEncoder};
 
 use crate::util::{bundle_dir, copy_dir_to_temp, data_dir};
 
@@ -48,7 +48,7 @@ fn load_error(dir: &Path) -> String {
 #[test]
 fn every_mistake_gives_its_message() {
     let valid = bundle_dir("tiny-fp32");
-    let sha = edgeclip::bundle::sha256_file(&valid.join("image.onnx")).unwrap();
+    let sha = edgeclip::model::bundle::sha256_file(&valid.join("image.onnx")).unwrap();
     for (file, want) in CASES {
         let template = std::fs::read_to_string(data_dir().join("invalid-bundles").join(file)).unwrap();
         let tmp = copy_dir_to_temp(&valid);

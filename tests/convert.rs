@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use edgeclip::capture::convert::{reduction, ConvertError, Converter, RgbImage};
-use edgeclip::capture::jpeg::{missing_dht_before, JpegError};
+use edgeclip::capture::mjpeg::MjpegFrames;
 use edgeclip::capture::{Frame, PixelFormat};
 use edgeclip::commands::read_rgb;
-use edgeclip::mjpeg::MjpegFrames;
+use edgeclip::pipeline::convert::{reduction, ConvertError, Converter, RgbImage};
+use edgeclip::pipeline::jpeg::{missing_dht_before, JpegError};
 
 use crate::util::{count_allocations, data_dir};
 

@@ -47,7 +47,7 @@ pub fn clip() -> PathBuf {
     static CUT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     CUT.get_or_init(|| {
         let data = std::fs::read(&full).unwrap();
-        let frames: Vec<&[u8]> = edgeclip::mjpeg::MjpegFrames::new(&data).map(|f| f.unwrap().jpeg).collect();
+        let frames: Vec<&[u8]> = edgeclip::capture::mjpeg::MjpegFrames::new(&data).map(|f| f.unwrap().jpeg).collect();
         let end = all_truth_visits()[EMULATED_VISITS].1 .0 as usize;
         let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-first-{end}-frames.mjpeg"));
         // Written whole to a temporary name first: tests start in parallel.
@@ -340,7 +340,7 @@ fn all_truth_visits() -> Vec<Visit> {
 /// The clip's frames (JPEG bytes), by index.
 pub fn clip_frames() -> Vec<Vec<u8>> {
     let data = std::fs::read(clip()).unwrap();
-    edgeclip::mjpeg::MjpegFrames::new(&data).map(|f| f.unwrap().jpeg.to_vec()).collect()
+    edgeclip::capture::mjpeg::MjpegFrames::new(&data).map(|f| f.unwrap().jpeg.to_vec()).collect()
 }
 
 /// Checks the events of one replay of the clip against the truth: per visit
@@ -824,7 +824,7 @@ fn the_demo_configuration_runs_on_the_embedded_broker() {
         .replace("../target/demo-cache", "@DIR@/cache");
     let mut daemon = Daemon::start(&demo);
     // The broker is up once the daemon says so.
-    daemon.wait_stderr(patience(Duration::from_secs(60)), "camera 'demo'");
+    daemon.wait_stderr(patience(Duration::from_secs(60)), "camera{name=demo}");
     let sub = Subscriber::connect(port, "embedded-sub", &["edgeclip/#"]);
     let status = daemon.wait_exit(patience(Duration::from_secs(300)));
     assert!(status.success(), "{status}: {}", daemon.stderr_text());

@@ -10,8 +10,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use edgeclip::capture::mjpeg::MjpegFrames;
 use edgeclip::commands::{classify, eval, ClassifyArgs, EvalArgs};
-use edgeclip::mjpeg::MjpegFrames;
 use serde_json::Value;
 
 use crate::util::{demo_model_dir as model_dir, repo};

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use edgeclip::bundle::Bundle;
-use edgeclip::encode::{EncoderOptions, ImageEncoder};
+use edgeclip::model::bundle::Bundle;
+use edgeclip::model::encode::{EncoderOptions, ImageEncoder};
 
 use crate::util::{bundle_dir, cosine, golden_dir, golden_images, max_abs_diff, read_f32};
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use edgeclip::evaluate::{discover, Tally};
+use edgeclip::model::evaluate::{discover, Tally};
 
 use crate::util::SpawnWatched;
 use crate::util::{bundle_dir, data_dir};
@@ -73,7 +73,7 @@ fn predicted(bundle: &Path, image: &Path) -> String {
 fn eval_counts_what_classify_predicts() {
     let bundle = bundle_dir("tiny-int8");
     let labels: Vec<String> =
-        edgeclip::labels::read_labels(&bundle.join("labels.txt")).unwrap().into_iter().map(|l| l.name).collect();
+        edgeclip::labels::file::read(&bundle.join("labels.txt")).unwrap().into_iter().map(|l| l.name).collect();
     let images: Vec<_> = std::fs::read_dir(data_dir().join("images"))
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -2,7 +2,7 @@
 //! shape as an int8 MatMulInteger's zero-point correction, with a weight
 //! large enough that tract's own constant propagation leaves it unfolded.
 
-use edgeclip::encode::fold::fold_constant_chains;
+use edgeclip::model::encode::fold::fold_constant_chains;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::{
     cast::cast,

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant, SystemTime};
 use embedded_hal_mock::eh1::digital::{Mock, State, Transaction};
 use embedded_hal_mock::eh1::MockError;
 
-use edgeclip::detect::{EndReason, Event, EventKind};
 use edgeclip::gpio::input::{InputGate, InputState};
 use edgeclip::gpio::output::EventOutput;
 use edgeclip::gpio::{Chip, InputConfig, LabelFilter, Line, LineSpec, OutputConfig, OutputMode};
+use edgeclip::pipeline::detect::{EndReason, Event, EventKind};
 
 use crate::util::{demo_model_dir, patience};
 
@@ -242,19 +242,21 @@ mod pipeline {
     /// level for frame `i` is `script[i]`. Returns the events and the frame
     /// counters.
     fn run_gated_camera(script: &[State]) -> (Vec<Event>, edgeclip::daemon::stats::CounterSnapshot) {
-        use edgeclip::daemon::camera::{Camera, InferenceSetup, Output};
-        use edgeclip::daemon::labels::{load, LabelsOrigin};
-        use edgeclip::detect::DetectorOptions;
-        use edgeclip::encode::{EncoderOptions, ImageEncoder};
+        use edgeclip::daemon::camera::{Camera, CameraReport, InferenceSetup};
         use edgeclip::gpio::AnyInputPin;
+        use edgeclip::labels::camera::{CameraLabels, LabelsOrigin};
+        use edgeclip::model::encode::{EncoderOptions, ImageEncoder};
+        use edgeclip::pipeline::detect::DetectorOptions;
+        use edgeclip::pipeline::inference::InferenceOptions;
 
-        let bundle = Arc::new(edgeclip::bundle::Bundle::load(demo_model_dir()).unwrap());
+        let bundle = Arc::new(edgeclip::model::bundle::Bundle::load(demo_model_dir()).unwrap());
         let encoder_options = EncoderOptions { threads: 1, fold_constants: true };
         let encoder = Arc::new(ImageEncoder::load(&bundle, &encoder_options).unwrap());
         let labels_path = demo_model_dir().join("labels.txt");
         let text = std::fs::read_to_string(&labels_path).unwrap();
-        let options = edgeclip::labelset::LabelOptions { cache_dir: None, encoder: encoder_options, templates: None };
-        let (labels, _) = load(&bundle, LabelsOrigin::File(labels_path), &text, 0.5, &options).unwrap();
+        let options =
+            edgeclip::labels::resolve::LabelOptions { cache_dir: None, encoder: encoder_options, templates: None };
+        let (labels, _) = CameraLabels::load(&bundle, LabelsOrigin::File(labels_path), &text, 0.5, &options).unwrap();
 
         let expected: Vec<Transaction> = script.iter().map(|s| Transaction::get(*s)).collect();
         let mut pin = Mock::new(&expected);
@@ -268,14 +270,16 @@ mod pipeline {
         let setup = InferenceSetup {
             bundle,
             encoder,
-            detector: DetectorOptions {
-                start_frames: crate::daemon::START_FRAMES as u32,
-                end_frames: crate::daemon::END_FRAMES as u32,
-                min_duration: Duration::ZERO,
-                ..DetectorOptions::default()
+            options: InferenceOptions {
+                detector: DetectorOptions {
+                    start_frames: crate::daemon::START_FRAMES as u32,
+                    end_frames: crate::daemon::END_FRAMES as u32,
+                    min_duration: Duration::ZERO,
+                    ..DetectorOptions::default()
+                },
+                motion: None,
+                max_fps: None,
             },
-            motion: None,
-            max_fps: None,
             input: Some(input),
             out: tx,
         };
@@ -284,8 +288,8 @@ mod pipeline {
         let mut events = Vec::new();
         loop {
             match rx.recv_timeout(patience(Duration::from_secs(120))).expect("the camera finishes the clip") {
-                Output::Events { events: mine, .. } => events.extend(mine),
-                Output::Finished { source_ended, .. } => {
+                CameraReport::Events { events: mine, .. } => events.extend(mine),
+                CameraReport::Finished { source_ended, .. } => {
                     assert!(source_ended);
                     break;
                 }

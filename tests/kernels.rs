@@ -15,9 +15,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use edgeclip::bundle::Bundle;
-use edgeclip::encode::{EncoderOptions, ImageEncoder};
-use edgeclip::mjpeg::MjpegFrames;
+use edgeclip::capture::mjpeg::MjpegFrames;
+use edgeclip::model::bundle::Bundle;
+use edgeclip::model::encode::{EncoderOptions, ImageEncoder};
 
 use crate::util::SpawnWatched;
 use crate::util::{bundle_dir, command_under_runner, cosine, demo_model_dir as demo_model, max_abs_diff, test_runner};

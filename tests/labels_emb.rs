@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use edgeclip::labels::{parse_labels, EmbeddedLabel, LabelEmbeddings};
+use edgeclip::labels::file::parse as parse_labels;
+use edgeclip::labels::{EmbeddedLabel, LabelEmbeddings};
 
 fn sample() -> LabelEmbeddings {
     LabelEmbeddings {
@@ -118,7 +119,7 @@ fn every_labels_mistake_gives_its_message() {
     let dir = crate::util::data_dir().join("invalid-labels");
     for (file, want) in LABEL_MISTAKES {
         let path = dir.join(file);
-        let got = edgeclip::labels::read_labels(&path).unwrap_err().to_string();
+        let got = edgeclip::labels::file::read(&path).unwrap_err().to_string();
         assert_eq!(got.replace(&path.display().to_string(), "FILE"), *want, "{file}");
     }
     for entry in std::fs::read_dir(&dir).unwrap() {

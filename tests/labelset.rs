@@ -6,13 +6,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use edgeclip::bundle::Bundle;
-use edgeclip::classify::Classifier;
-use edgeclip::encode::{EncoderOptions, ImageEncoder};
-use edgeclip::labels::{read_labels, LabelEmbeddings};
-use edgeclip::labelset::{load_labels, LabelOptions, LabelSet, LoadReport};
-use edgeclip::matcher::Matcher;
-use edgeclip::preprocess::RgbFrame;
+use edgeclip::labels::file;
+use edgeclip::labels::resolve::{resolve_file, LabelOptions, ResolveReport};
+use edgeclip::labels::set::LabelSet;
+use edgeclip::labels::LabelEmbeddings;
+use edgeclip::model::bundle::Bundle;
+use edgeclip::model::encode::{EncoderOptions, ImageEncoder};
+use edgeclip::model::preprocess::RgbFrame;
+use edgeclip::pipeline::classify::Classifier;
+use edgeclip::pipeline::matcher::Matcher;
 
 use crate::util::SpawnWatched;
 use crate::util::{bundle_dir, copy_dir_to_temp, cosine};
@@ -30,8 +32,8 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 #[test]
 fn bundle_labels_come_from_its_labels_emb_without_the_text_encoder() {
     let bundle = Bundle::load(bundle_dir("tiny-text")).unwrap();
-    let (labels, report) = load_labels(&bundle, None, &options(None)).unwrap();
-    assert_eq!(report, LoadReport { from_bundle: labels.len(), ..Default::default() });
+    let (labels, report) = resolve_file(&bundle, None, &options(None)).unwrap();
+    assert_eq!(report, ResolveReport { from_bundle: labels.len(), ..Default::default() });
 }
 
 #[test]
@@ -41,20 +43,20 @@ fn new_labels_are_embedded_then_cached() {
     let cache = dir.path().join("cache");
     // "person" is in the bundle's labels.emb; the other two are not.
     let file = write(dir.path(), "l.txt", "person\na purple giraffe\ncat: a cat on the sofa\n");
-    let (first, report) = load_labels(&bundle, Some(&file), &options(Some(&cache))).unwrap();
+    let (first, report) = resolve_file(&bundle, Some(&file), &options(Some(&cache))).unwrap();
     assert_eq!((report.from_bundle, report.from_cache, report.embedded), (1, 0, 2));
     let cache_file = report.cache_file.unwrap();
     assert!(cache_file.starts_with(&cache) && cache_file.exists());
     let names: Vec<&str> = first.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["person", "a purple giraffe", "cat"]);
 
-    let (second, report) = load_labels(&bundle, Some(&file), &options(Some(&cache))).unwrap();
+    let (second, report) = resolve_file(&bundle, Some(&file), &options(Some(&cache))).unwrap();
     assert_eq!((report.from_bundle, report.from_cache, report.embedded), (0, 3, 0));
     assert_eq!(second, first);
 
     // A changed prompt is another cache entry, embedded anew.
     write(dir.path(), "l.txt", "person\na purple giraffe\ncat: a cat on a sofa\n");
-    let (_, report) = load_labels(&bundle, Some(&file), &options(Some(&cache))).unwrap();
+    let (_, report) = resolve_file(&bundle, Some(&file), &options(Some(&cache))).unwrap();
     assert_eq!((report.from_bundle, report.from_cache, report.embedded), (1, 0, 2));
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
 }
@@ -67,7 +69,7 @@ fn a_stale_bundle_labels_emb_is_ignored_when_labels_can_be_embedded() {
     emb.text_encoder_sha256 = [7; 32];
     std::fs::write(&emb_path, emb.to_bytes()).unwrap();
     let bundle = Bundle::load(copy.path()).unwrap();
-    let (labels, report) = load_labels(&bundle, None, &options(None)).unwrap();
+    let (labels, report) = resolve_file(&bundle, None, &options(None)).unwrap();
     assert_eq!((report.from_bundle, report.embedded), (0, labels.len()));
     // The recomputed vectors are the ones the exporter made (fp32 text encoder).
     let fresh = LabelEmbeddings::read(&bundle_dir("tiny-text").join("labels.emb")).unwrap();
@@ -75,7 +77,7 @@ fn a_stale_bundle_labels_emb_is_ignored_when_labels_can_be_embedded() {
         assert!(cosine(&got.vector, &want.vector) >= 0.9999, "{}", got.name);
     }
     // Named explicitly, a stale file is an error that names the fix.
-    let e = load_labels(&bundle, Some(&emb_path), &options(None)).unwrap_err().to_string();
+    let e = resolve_file(&bundle, Some(&emb_path), &options(None)).unwrap_err().to_string();
     assert!(e.contains("it is stale, regenerate it with: edgeclip embed-labels --model"), "{e}");
 }
 
@@ -84,7 +86,7 @@ fn without_a_text_encoder_a_new_label_names_its_line_and_the_fix() {
     let bundle = Bundle::load(bundle_dir("tiny-int8")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "l.txt", "person\na purple giraffe\n");
-    let e = load_labels(&bundle, Some(&file), &options(Some(dir.path()))).unwrap_err().to_string();
+    let e = resolve_file(&bundle, Some(&file), &options(Some(dir.path()))).unwrap_err().to_string();
     assert!(
         e.starts_with(&format!("{}:2: label 'a purple giraffe' has no precomputed embedding in", file.display())),
         "{e}"
@@ -116,14 +118,14 @@ fn embed_labels_writes_what_the_exporter_wrote() {
         assert_eq!((&g.name, &g.prompts), (&w.name, &w.prompts));
         assert!(cosine(&g.vector, &w.vector) >= 0.9999, "{}", g.name);
     }
-    assert_eq!(read_labels(&labels).unwrap().len(), got.labels.len());
+    assert_eq!(file::read(&labels).unwrap().len(), got.labels.len());
 }
 
 #[test]
 fn a_label_set_swapped_while_frames_are_matched() {
     let bundle = Bundle::load(bundle_dir("tiny-text")).unwrap();
     let encoder = Arc::new(ImageEncoder::load(&bundle, &EncoderOptions::default()).unwrap());
-    let (all, _) = load_labels(&bundle, None, &options(None)).unwrap();
+    let (all, _) = resolve_file(&bundle, None, &options(None)).unwrap();
     let (dim, scale) = (bundle.embedding_dim, bundle.logit_scale);
     let set = Arc::new(LabelSet::new(Matcher::new(&all, dim, scale).unwrap()));
     let mut classifier = Classifier::new(&bundle, &encoder, set.current()).unwrap();
@@ -171,12 +173,12 @@ fn templates_give_prompts_to_labels_written_without_them() {
     let file = write(dir.path(), "l.txt", "cat\ndog: a dog in the garden\n");
     let templates = vec!["a photo of a {}.".to_string(), "a blurry photo of a {}.".to_string()];
     let opts = LabelOptions { templates: Some(templates), ..options(None) };
-    let (labels, report) = load_labels(&bundle, Some(&file), &opts).unwrap();
+    let (labels, report) = resolve_file(&bundle, Some(&file), &opts).unwrap();
     assert_eq!(report.embedded, 2);
     assert_eq!(labels[0].prompts, ["a photo of a cat.", "a blurry photo of a cat."]);
     assert_eq!(labels[1].prompts, ["a dog in the garden"]);
     // The ensemble is the normalized mean of the two prompts' embeddings.
-    let encoder = edgeclip::encode::text::TextEncoder::load(&bundle, &EncoderOptions::default()).unwrap();
+    let encoder = edgeclip::model::encode::text::TextEncoder::load(&bundle, &EncoderOptions::default()).unwrap();
     let a = encoder.embed_prompt("a photo of a cat.").unwrap().vector;
     let b = encoder.embed_prompt("a blurry photo of a cat.").unwrap().vector;
     let mean: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();

@@ -1,7 +1,7 @@
 //! The matcher on cases small enough to compute by hand.
 
 use edgeclip::labels::EmbeddedLabel;
-use edgeclip::matcher::{Matcher, MAX_TOP_K};
+use edgeclip::pipeline::matcher::{Matcher, MAX_TOP_K};
 
 fn label(name: &str, v: &[f32]) -> EmbeddedLabel {
     EmbeddedLabel { name: name.into(), prompts: vec![name.into()], vector: v.to_vec() }

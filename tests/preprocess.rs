@@ -1,9 +1,9 @@
 //! Preprocessing against the golden tensors from transformers'
 //! `CLIPImageProcessorPil` (Pillow bicubic), and its allocation behaviour.
 
-use edgeclip::bundle::Bundle;
 use edgeclip::commands::{read_rgb, synthetic_frame};
-use edgeclip::preprocess::{crop_origin, resized_size, Preprocessor, RgbFrame};
+use edgeclip::model::bundle::Bundle;
+use edgeclip::model::preprocess::{crop_origin, resized_size, Preprocessor, RgbFrame};
 
 use crate::util::{bundle_dir, data_dir, golden_dir, golden_images, max_abs_diff, read_f32};
 

@@ -9,10 +9,11 @@
 
 use std::path::{Path, PathBuf};
 
-use edgeclip::bundle::Bundle;
-use edgeclip::encode::text::TextEncoder;
-use edgeclip::encode::EncoderOptions;
-use edgeclip::labels::{read_labels, LabelEmbeddings};
+use edgeclip::labels::file::read as read_labels;
+use edgeclip::labels::LabelEmbeddings;
+use edgeclip::model::bundle::Bundle;
+use edgeclip::model::encode::text::TextEncoder;
+use edgeclip::model::encode::EncoderOptions;
 use serde_json::Value;
 
 use crate::util::{bundle_dir, cosine, golden_dir};
@@ -90,7 +91,7 @@ fn label_ensembles_match_the_bundles_labels_emb() {
 #[test]
 fn truncated_prompts_are_reported() {
     let (_, encoder) = load(&bundle_dir("tiny-text"));
-    let label = edgeclip::labels::parse_labels(Path::new("t.txt"), &format!("long: {}; short", "a ".repeat(90)))
+    let label = edgeclip::labels::file::parse(Path::new("t.txt"), &format!("long: {}; short", "a ".repeat(90)))
         .unwrap()
         .remove(0);
     let mut heard = Vec::new();

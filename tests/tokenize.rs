@@ -5,8 +5,8 @@
 //! written by `tools/make_tokenizer_golden.py`. Tolerance: none, the ids must
 //! be identical.
 
-use edgeclip::tokenize::clean::clean;
-use edgeclip::tokenize::{ClipTokenizer, CONTEXT_LENGTH};
+use edgeclip::model::tokenize::clean::clean;
+use edgeclip::model::tokenize::{ClipTokenizer, CONTEXT_LENGTH};
 use serde_json::Value;
 
 use crate::util::golden_dir;

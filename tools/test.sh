@@ -1,20 +1,37 @@
 #!/usr/bin/env bash
 # The test command (README: "Run the tests"). Installs what the suite needs on
-# a fresh Debian 12 machine, then runs it three times:
+# a fresh Debian 12 machine, then:
 #
+#   gates    rustfmt, clippy with warnings denied (host, and aarch64 with the
+#            default features; the host library also without them), and
+#            rustdoc with warnings denied (broken intra-doc links fail);
 #   host     the whole suite on this machine (x86-64);
-#   aarch64  the whole suite again, cross-built for aarch64-unknown-linux-musl
-#            (the static binary of the 64-bit boards) and run under
-#            qemu-aarch64 as a Raspberry Pi 4's Cortex-A72;
-#   armv7    the unit tests, cross-built for armv7-unknown-linux-gnueabihf
-#            (32-bit Raspberry Pi OS) without the optional features, then the
-#            inference and GPIO tests with the `gpio` feature, run under
-#            qemu-arm with NEON.
+#   aarch64  cross-built for aarch64-unknown-linux-musl (the static binary of
+#            the 64-bit boards) and run under qemu-aarch64 as a Raspberry Pi
+#            4's Cortex-A72: the unit tests and the integration tests of the
+#            code that differs by architecture (tract's kernels and the
+#            encoders, preprocessing, pixel conversion and JPEG, the
+#            tokenizer, V4L2's kernel structures, the binary's commands) and
+#            one end-to-end run of the daemon, the static binary against a
+#            real Mosquitto;
+#   armv7    the same set, but the daemon run, cross-built for
+#            armv7-unknown-linux-gnueabihf (32-bit Raspberry Pi OS) with only
+#            the `gpio` feature, run under qemu-arm with NEON, plus the GPIO
+#            tests.
 #
-# and prints the number of tests of each and the wall time. CI calls this
-# script (.ci/run) and so should you. EDGECLIP_TEST_TARGETS="host" (or any of
-# "host aarch64 armv7") runs a part; extra arguments go to the host and
-# aarch64 runs (e.g. a test-name filter).
+# Everything else (MQTT, the daemon's behaviour, configuration, packaging)
+# is the same code on every architecture and runs on the host only: under
+# qemu the whole suite took four times as long and proved nothing more.
+#
+# It prints the number of tests of each run and the wall time of each step.
+# CI calls this script (.ci/run) and so should you. EDGECLIP_TEST_TARGETS
+# (any of "gates host aarch64 armv7", default all) runs a part; extra
+# arguments go to the host run (e.g. a test-name filter).
+#
+# With CI=true, and no CARGO_TARGET_DIR of the caller's, builds go to a
+# target directory outside the clone that the next run on this machine
+# reuses ($XDG_CACHE_HOME/edgeclip/ci-target): cargo still rebuilds whatever
+# changed, so it only saves time, and a first run builds everything.
 #
 # The golden files under tests/data/ are committed, so no Python is needed
 # here; tools/make_test_data.sh regenerates them with the pinned tools/.venv.
@@ -49,14 +66,30 @@ APT_PACKAGES=(
 )
 tools/apt_install.sh "${APT_PACKAGES[@]}"
 
-# The Rust standard libraries of the board targets (a no-op once installed).
+# The Rust standard libraries of the board targets, and the gates' tools (a
+# no-op once installed).
 rustup target add aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf
+rustup component add clippy rustfmt
 
-targets=${EDGECLIP_TEST_TARGETS:-host aarch64 armv7}
+if [ "${CI:-}" = true ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
+    export CARGO_TARGET_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/edgeclip/ci-target"
+fi
+
+targets=${EDGECLIP_TEST_TARGETS:-gates host aarch64 armv7}
 started=$SECONDS
 summary=()
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+
+# Runs one command (its arguments), showing its output, and adds a line with
+# its time to the summary.
+run_step() {
+    local name=$1 part_started=$SECONDS
+    shift
+    echo "== $name: $*"
+    "$@"
+    summary+=("$(printf '%-44s ok, %d s' "$name" $((SECONDS - part_started)))")
+}
 
 # Runs one `cargo test` (its arguments), showing its output, and adds a line
 # with its test counts (summed over the test binaries) and time to the summary.
@@ -66,7 +99,7 @@ run_suite() {
     echo "== $name: cargo test $*"
     # --locked: the committed Cargo.lock is what was tested.
     cargo test --locked "$@" 2>&1 | tee "$log"
-    summary+=("$(printf '%-38s %s, %d s' "$name" "$(count_tests "$log")" $((SECONDS - part_started)))")
+    summary+=("$(printf '%-44s %s, %d s' "$name" "$(count_tests "$log")" $((SECONDS - part_started)))")
 }
 
 # "N passed, M ignored" from the "test result:" lines of a cargo test log.
@@ -75,34 +108,49 @@ count_tests() {
          END { printf "%d passed, %d ignored", p, g }' "$1"
 }
 
+# The integration tests (tests/main.rs modules) whose code differs between
+# architectures: tract's kernels and the encoders against onnxruntime's
+# outputs, the constant folding, preprocessing and pixel conversion against
+# Pillow (SIMD paths), JPEG decoding, the tokenizer and label embeddings
+# files (byte order), V4L2's kernel structures (their layout differs on
+# 32-bit ARM), and the binary's commands end to end.
+ARCH_TESTS=(encoder:: kernels:: fold:: text_encoder:: preprocess:: convert:: tokenize:: labels_emb:: matcher:: v4l2:: cli::)
+
 for target in $targets; do
     case "$target" in
+        gates)
+            run_step "rustfmt" cargo fmt --all -- --check
+            run_step "clippy (host)" cargo clippy --locked --all-targets -- -D warnings
+            run_step "clippy (host, no default features)" \
+                cargo clippy --locked --no-default-features --lib -- -D warnings
+            run_step "clippy (aarch64)" \
+                cargo clippy --locked --all-targets --target aarch64-unknown-linux-musl -- -D warnings
+            run_step "rustdoc" env RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+            ;;
         host)
             run_suite "host (x86-64)" --all-targets "$@"
             ;;
         aarch64)
-            run_suite "aarch64 (qemu, Cortex-A72)" --all-targets --target aarch64-unknown-linux-musl "$@"
+            # The static musl binary runs the demo clip through the daemon
+            # against a real Mosquitto: threads, sockets and name lookup of
+            # the binary that ships. (Two runs of one build: a filter would
+            # also filter the unit tests.)
+            run_suite "aarch64 unit (qemu, Cortex-A72)" --target aarch64-unknown-linux-musl --lib
+            run_suite "aarch64 integration (qemu, Cortex-A72)" --target aarch64-unknown-linux-musl --test main -- \
+                "${ARCH_TESTS[@]}" daemon::the_demo_clip_gives_its_ground_truth_over_mosquitto
             ;;
         armv7)
-            # The unit tests without the default features (embedded broker,
-            # TLS, GPIO): a smaller build, and proof that the crate builds
-            # without them. Then, with `gpio` (the armhf package has it), the
-            # integration tests of the image and text paths: the encoders
-            # against onnxruntime, the kernels, preprocessing and JPEG against
-            # Pillow, the tokenizer and `classify` end to end; and GPIO's, but
-            # for the two that run the demo clip through a camera. (The whole
-            # suite also runs there, daemon tests included, in about 13
-            # minutes: the aarch64 run already covers them, and this command
-            # has to stay well inside CI's 90 minutes.)
-            run_suite "armv7 unit (qemu, Cortex-A7)" --no-default-features \
-                --target armv7-unknown-linux-gnueabihf --lib
-            run_suite "armv7 inference, GPIO (qemu, Cortex-A7)" --no-default-features --features gpio \
-                --target armv7-unknown-linux-gnueabihf --test main -- \
-                encoder:: kernels:: cli:: preprocess:: convert:: fold:: text_encoder:: \
-                tokenize:: labels_emb:: gpio:: --skip gpio::pipeline::
+            # One build with only `gpio` (the armhf package has it): the
+            # crate builds without the embedded broker and TLS, and the GPIO
+            # tests run on a 32-bit target, but for the two that run the demo
+            # clip through a camera.
+            armv7_build=(--no-default-features --features gpio --target armv7-unknown-linux-gnueabihf)
+            run_suite "armv7 unit (qemu, Cortex-A7)" "${armv7_build[@]}" --lib
+            run_suite "armv7 integration (qemu, Cortex-A7)" "${armv7_build[@]}" --test main -- \
+                "${ARCH_TESTS[@]}" gpio:: --skip gpio::pipeline::
             ;;
         *)
-            echo "tools/test.sh: unknown target '$target' in EDGECLIP_TEST_TARGETS (accepted: host aarch64 armv7)" >&2
+            echo "tools/test.sh: unknown part '$target' in EDGECLIP_TEST_TARGETS (accepted: gates host aarch64 armv7)" >&2
             exit 2
             ;;
     esac

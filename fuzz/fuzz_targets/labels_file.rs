@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use edgeclip::labels::parse_labels;
-use edgeclip::tokenize::{ClipTokenizer, CONTEXT_LENGTH};
+use edgeclip::labels::file;
+use edgeclip::model::tokenize::{ClipTokenizer, CONTEXT_LENGTH};
 use libfuzzer_sys::fuzz_target;
 
 thread_local! {
@@ -16,7 +16,7 @@ thread_local! {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(labels) = parse_labels(Path::new("fuzz.txt"), text) else { return };
+    let Ok(labels) = file::parse(Path::new("fuzz.txt"), text) else { return };
     assert!(!labels.is_empty());
     let mut names = HashSet::new();
     let mut last_line = 0;

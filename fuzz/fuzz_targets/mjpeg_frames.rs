@@ -13,9 +13,9 @@ use std::cell::RefCell;
 use std::io::{self, Read};
 use std::time::SystemTime;
 
-use edgeclip::capture::convert::{Converter, RgbImage};
+use edgeclip::pipeline::convert::{Converter, RgbImage};
 use edgeclip::capture::{Frame, PixelFormat};
-use edgeclip::mjpeg::{MjpegError, MjpegFrames, MjpegReadError, MjpegReader};
+use edgeclip::capture::mjpeg::{MjpegError, MjpegFrames, MjpegReadError, MjpegReader};
 use libfuzzer_sys::fuzz_target;
 
 thread_local! {

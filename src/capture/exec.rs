@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::slot::{Latest, TakeError};
 use super::{Backoff, CaptureError, CaptureErrorKind, Frame, FrameSource, PixelFormat};
-use crate::mjpeg::{MjpegReadError, MjpegReader};
+use crate::capture::mjpeg::{MjpegReadError, MjpegReader};
 
 /// `rpicam-vid` takes one to three seconds from start to its first frame
 /// (camera start-up and exposure settling); 10 s without a frame means the

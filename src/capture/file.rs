@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{CaptureError, CaptureErrorKind, Frame, FrameSource, PixelFormat};
-use crate::mjpeg::{MjpegReadError, MjpegReader};
+use crate::capture::mjpeg::{MjpegReadError, MjpegReader};
 
 /// How to replay.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,21 +1,20 @@
-//! Frame sources: where the daemon's frames come from, and how they become
-//! RGB images the preprocessor can read.
+//! Frame sources: where the daemon's frames come from.
 //!
 //! Three sources sit behind one [`FrameSource`] trait: V4L2 devices (USB
 //! webcams; `v4l2`), a command's MJPEG output (the Pi camera module through
 //! `rpicam-vid`, Jetson CSI cameras through `gst-launch-1.0`; `exec`) and
 //! recorded footage (`file`). A source hands out frames as the camera
 //! delivers them, borrowed from its own buffers ([`Frame`]); the capture
-//! thread converts each one once into an RGB image (`convert`), which is the
-//! stage boundary where data is copied. `motion` decides which frames are
-//! worth an inference. Errors carry a [`CaptureErrorKind`] that says what the
+//! thread copies each one once into an [`OwnedFrame`] in a latest-frame
+//! [`slot`], which is the stage boundary where data is copied, and the
+//! pipeline (`crate::pipeline`) takes it from there. [`mjpeg`] splits the
+//! Motion-JPEG streams that commands and recordings deliver. Errors carry a [`CaptureErrorKind`] that says what the
 //! loop should do: skip the frame, wait, reopen the device, or stop.
 
-pub mod convert;
 pub mod exec;
 pub mod file;
-pub mod jpeg;
-pub mod motion;
+pub mod frame;
+pub mod mjpeg;
 pub mod slot;
 pub mod spec;
 pub mod v4l2;
@@ -23,6 +22,7 @@ pub mod v4l2;
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
+pub use frame::OwnedFrame;
 pub use spec::SourceSpec;
 
 /// The pixel layouts sources deliver; what V4L2 calls a pixel format.

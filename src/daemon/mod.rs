@@ -5,7 +5,8 @@
 //!
 //! - events from the inference threads become MQTT messages ([`publisher`]);
 //! - command topics switch cameras on and off and replace their labels;
-//! - labels files are watched, and SIGHUP reloads them ([`labels`]);
+//! - labels files are watched, and SIGHUP reloads them
+//!   ([`crate::labels::watch`]);
 //! - stats are published every `mqtt.stats_interval_s` ([`stats`]);
 //! - GPIO outputs follow their camera's events ([`gpio`]), set to their
 //!   safe level before any camera starts and again at the end;
@@ -18,7 +19,6 @@
 //! queues, and label sets are embedded on threads of their own.
 
 pub mod camera;
-pub mod labels;
 pub mod publisher;
 pub mod signals;
 pub mod stats;
@@ -33,20 +33,22 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use crate::bundle::Bundle;
 use crate::capture::SourceSpec;
 use crate::config::{Broker, CameraConfig, Config};
-use crate::encode::{EncoderOptions, ImageEncoder};
 use crate::gpio::input::InputGate;
 use crate::gpio::output::EventOutput;
 use crate::gpio::{AnyInputPin, AnyOutputPin, LabelFilter};
-use crate::labelset::{LabelOptions, LoadReport};
+use crate::labels::camera::{CameraLabels, LabelsOrigin, MAX_COMMAND_LABELS_BYTES};
+use crate::labels::resolve::{LabelOptions, ResolveReport};
+use crate::labels::watch::{self, FileWatch};
+use crate::model::bundle::Bundle;
+use crate::model::encode::{EncoderOptions, ImageEncoder};
+use crate::pipeline::inference::InferenceOptions;
 use crate::publish::discovery::Discovery;
 use crate::publish::mqtt::{Incoming, MqttClient};
 use crate::publish::topics::{CommandTopic, Topics};
 
-use camera::{Camera, InferenceSetup, Output};
-use labels::{ActiveLabels, FileWatch, LabelsOrigin};
+use camera::{camera_span, Camera, CameraReport, InferenceSetup};
 use publisher::Publisher;
 use stats::{rate, CounterSnapshot};
 
@@ -77,7 +79,7 @@ struct Managed {
     camera: Camera,
     /// GPIO lines following this camera's events (driven from the main
     /// loop, which sees every event in order).
-    outputs: Vec<EventOutput<AnyOutputPin>>,
+    gpio_outputs: Vec<EventOutput<AnyOutputPin>>,
     watch: FileWatch,
     finished: bool,
     /// A label set being embedded now, and the newest request that came
@@ -90,7 +92,7 @@ struct Managed {
 /// A label set embedded on a worker thread.
 struct Loaded {
     camera: String,
-    result: anyhow::Result<(ActiveLabels, LoadReport)>,
+    result: anyhow::Result<(CameraLabels, ResolveReport)>,
 }
 
 struct Daemon {
@@ -118,6 +120,7 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
     // a line that cannot be had stops the start before the model loads.
     let mut gpio = Vec::new();
     for cam in &config.cameras {
+        let _span = camera_span(&cam.name).entered();
         gpio.push(open_gpio(cam).with_context(|| format!("camera '{}'", cam.name))?);
     }
 
@@ -141,15 +144,17 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
     // stops the start with its file and line.
     let mut initial = Vec::new();
     for cam in &config.cameras {
-        let (text, hash) = labels::read_file(&cam.labels).with_context(|| format!("camera '{}'", cam.name))?;
+        let (text, hash) = watch::read_with_hash(&cam.labels).with_context(|| format!("camera '{}'", cam.name))?;
         let origin = LabelsOrigin::File(cam.labels.clone());
-        let (active, report) = labels::load(&bundle, origin, &text, cam.threshold, &label_options)
+        let (active, report) = CameraLabels::load(&bundle, origin, &text, cam.threshold, &label_options)
             .with_context(|| format!("camera '{}'", cam.name))?;
-        log_loaded(&cam.name, &active, &report);
+        let _span = camera_span(&cam.name).entered();
+        log_loaded(&active, &report);
         initial.push((active, hash));
     }
     for ((cam, (outputs, _)), (active, _)) in config.cameras.iter().zip(&gpio).zip(&initial) {
-        warn_unfollowed_labels(&cam.name, outputs, active);
+        let _span = camera_span(&cam.name).entered();
+        warn_unfollowed_labels(outputs, active);
     }
 
     // Runs until the process exits.
@@ -170,7 +175,7 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
     let publisher =
         Publisher::new(topics, discovery, &config.node, &bundle.name, if config.print_events { print } else { None });
 
-    let (out_tx, out_rx) = mpsc::channel();
+    let (report_tx, report_rx) = mpsc::channel();
     let (loaded_tx, loaded_rx) = mpsc::channel();
     let mut daemon = Daemon {
         bundle: Arc::clone(&bundle),
@@ -184,15 +189,15 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         last_stats: (started, BTreeMap::new()),
         config: config.clone(),
     };
-    // `out_tx` lives as long as the main loop: cameras whose recordings
+    // `report_tx` lives as long as the main loop: cameras whose recordings
     // ended do not stop a daemon that still serves MQTT commands.
     for ((cam, (active, hash)), lines) in config.cameras.iter().zip(initial).zip(gpio) {
-        daemon.start_camera(cam, active, hash, lines, &encoder, &out_tx)?;
+        daemon.start_camera(cam, active, hash, lines, &encoder, &report_tx)?;
     }
 
-    daemon.main_loop(&signals, &out_rx);
-    drop(out_tx);
-    daemon.shutdown(&out_rx);
+    daemon.main_loop(&signals, &report_rx);
+    drop(report_tx);
+    daemon.shutdown(&report_rx);
     Ok(())
 }
 
@@ -205,7 +210,7 @@ fn open_gpio(cam: &CameraConfig) -> anyhow::Result<CameraGpio> {
         let what = format!("outputs[{i}] ({})", output.line);
         // Requested at its inactive level: electrically high when active is low.
         let pin = crate::gpio::open_output(&output.line, output.active_low).context(what.clone())?;
-        let name = format!("camera '{}': GPIO output {}", cam.name, output.line);
+        let name = format!("GPIO output {}", output.line);
         let output = EventOutput::new(pin, output.clone(), name)
             .map_err(|e| anyhow::anyhow!("{what}: cannot set its inactive level: {e}"))?;
         tracing::info!(
@@ -220,7 +225,7 @@ fn open_gpio(cam: &CameraConfig) -> anyhow::Result<CameraGpio> {
     let input = match &cam.input {
         Some(input) => {
             let pin = crate::gpio::open_input(&input.line).with_context(|| format!("input ({})", input.line))?;
-            let name = format!("camera '{}': GPIO input {}", cam.name, input.line);
+            let name = format!("GPIO input {}", input.line);
             tracing::info!(
                 "{name}: gates inference (hold {} s{})",
                 input.hold.as_secs_f64(),
@@ -242,13 +247,13 @@ fn describe_labels(labels: &LabelFilter) -> String {
 
 /// Warns about output labels the camera's label set does not have (a typo,
 /// or a label since removed): such an output never goes active.
-fn warn_unfollowed_labels(camera: &str, outputs: &[EventOutput<AnyOutputPin>], active: &ActiveLabels) {
+fn warn_unfollowed_labels(outputs: &[EventOutput<AnyOutputPin>], active: &CameraLabels) {
     let positive: Vec<&str> = active.positive_names().collect();
     for output in outputs {
         let LabelFilter::Only(names) = &output.config().labels else { continue };
         for name in names.iter().filter(|n| !positive.contains(&n.as_str())) {
             tracing::warn!(
-                "camera '{camera}': its GPIO output {} follows '{name}', which is not one of its labels that \
+                "its GPIO output {} follows '{name}', which is not one of its labels that \
                  can fire ({}; a '!' label never does); it will not go active for it",
                 output.config().line,
                 active.origin
@@ -257,9 +262,9 @@ fn warn_unfollowed_labels(camera: &str, outputs: &[EventOutput<AnyOutputPin>], a
     }
 }
 
-fn log_loaded(camera: &str, active: &ActiveLabels, report: &LoadReport) {
+fn log_loaded(active: &CameraLabels, report: &ResolveReport) {
     tracing::info!(
-        "camera '{camera}': {} labels from {} ({} from the bundle, {} from the cache, {} embedded now)",
+        "{} labels from {} ({} from the bundle, {} from the cache, {} embedded now)",
         active.detector.len(),
         active.origin,
         report.from_bundle,
@@ -272,11 +277,11 @@ impl Daemon {
     fn start_camera(
         &mut self,
         cam: &CameraConfig,
-        active: ActiveLabels,
+        active: CameraLabels,
         hash: [u8; 32],
         (outputs, input): CameraGpio,
         encoder: &Arc<ImageEncoder>,
-        out: &Sender<Output>,
+        out: &Sender<CameraReport>,
     ) -> anyhow::Result<()> {
         let source = cam.source.open_lazy().with_context(|| format!("camera '{}': source {}", cam.name, cam.source))?;
         // A recording without a frame rate is replayed as fast as it is
@@ -286,9 +291,7 @@ impl Daemon {
         let setup = InferenceSetup {
             bundle: Arc::clone(&self.bundle),
             encoder: Arc::clone(encoder),
-            detector: cam.detector,
-            motion: cam.motion,
-            max_fps: cam.max_fps,
+            options: InferenceOptions { detector: cam.detector, motion: cam.motion, max_fps: cam.max_fps },
             input,
             out: out.clone(),
         };
@@ -298,13 +301,14 @@ impl Daemon {
         p.enabled(&self.mqtt, &cam.name, cam.enabled);
         p.all_off(&self.mqtt, &cam.name, positive.iter().map(String::as_str));
         p.discovery_for(&self.mqtt, &cam.name, positive.iter().map(String::as_str));
-        tracing::info!("camera '{}': {} ({})", cam.name, cam.source, if cam.enabled { "enabled" } else { "disabled" });
+        camera_span(&cam.name)
+            .in_scope(|| tracing::info!("{} ({})", cam.source, if cam.enabled { "enabled" } else { "disabled" }));
         self.cameras.insert(
             cam.name.clone(),
             Managed {
                 config: cam.clone(),
                 camera,
-                outputs,
+                gpio_outputs: outputs,
                 watch: FileWatch::new(cam.labels.clone(), hash),
                 finished: false,
                 loading: false,
@@ -314,8 +318,8 @@ impl Daemon {
         Ok(())
     }
 
-    fn main_loop(&mut self, signals: &signals::Signals, out_rx: &Receiver<Output>) {
-        let mut next_poll = Instant::now() + labels::POLL_INTERVAL;
+    fn main_loop(&mut self, signals: &signals::Signals, reports: &Receiver<CameraReport>) {
+        let mut next_poll = Instant::now() + watch::POLL_INTERVAL;
         loop {
             if signals.stop_requested() {
                 tracing::info!("stopping: signal received");
@@ -325,12 +329,12 @@ impl Daemon {
                 tracing::info!("stopping: every camera's source has ended (exit_when_done)");
                 return;
             }
-            match out_rx.recv_timeout(TICK) {
-                Ok(output) => self.handle_output(output),
+            match reports.recv_timeout(TICK) {
+                Ok(report) => self.handle_camera_report(report),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
             }
-            while let Ok(output) = out_rx.try_recv() {
-                self.handle_output(output);
+            while let Ok(report) = reports.try_recv() {
+                self.handle_camera_report(report);
             }
             while let Ok(loaded) = self.loaded_rx.try_recv() {
                 self.apply_loaded(loaded);
@@ -339,15 +343,16 @@ impl Daemon {
                 self.handle_incoming(msg);
             }
             let now = Instant::now();
-            for c in self.cameras.values_mut() {
-                c.outputs.iter_mut().for_each(|o| o.tick(now));
+            for (name, c) in &mut self.cameras {
+                let _span = camera_span(name).entered();
+                c.gpio_outputs.iter_mut().for_each(|o| o.tick(now));
             }
             let reload_all = signals.take_reload();
             if reload_all {
                 tracing::info!("SIGHUP: reloading every labels file");
             }
             if reload_all || Instant::now() >= next_poll {
-                next_poll = Instant::now() + labels::POLL_INTERVAL;
+                next_poll = Instant::now() + watch::POLL_INTERVAL;
                 self.poll_labels_files(reload_all);
             }
             if self.last_stats.0.elapsed() >= self.config.mqtt.stats_interval {
@@ -356,25 +361,28 @@ impl Daemon {
         }
     }
 
-    fn handle_output(&mut self, output: Output) {
-        match output {
-            Output::Events { camera, events, snapshot, frame_time } => {
+    /// Publishes a camera's events and drives its GPIO outputs with them, or
+    /// notes that its inference thread has ended.
+    fn handle_camera_report(&mut self, report: CameraReport) {
+        match report {
+            CameraReport::Events { camera, events, snapshot, frame_time } => {
+                let _span = camera_span(&camera).entered();
                 for e in &events {
                     self.publisher.event(&self.mqtt, &camera, e, snapshot.as_deref().map(Vec::as_slice), frame_time);
                 }
                 if let Some(c) = self.cameras.get_mut(&camera) {
                     let now = Instant::now();
-                    for output in &mut c.outputs {
-                        events.iter().for_each(|e| output.event(e, now));
+                    for line in &mut c.gpio_outputs {
+                        events.iter().for_each(|e| line.event(e, now));
                     }
                 }
             }
-            Output::Finished { camera, source_ended } => {
+            CameraReport::Finished { camera, source_ended } => {
                 if let Some(c) = self.cameras.get_mut(&camera) {
                     c.finished = true;
                 }
                 if source_ended {
-                    tracing::info!("camera '{camera}': its source has ended");
+                    camera_span(&camera).in_scope(|| tracing::info!("its source has ended"));
                 }
             }
         }
@@ -385,7 +393,7 @@ impl Daemon {
         for (name, c) in &mut self.cameras {
             match c.watch.poll(force) {
                 Some(Ok(text)) => requests.push((name.clone(), LabelsOrigin::File(c.watch.path.clone()), text)),
-                Some(Err(e)) => tracing::error!("camera '{name}': {e}; keeping the current labels"),
+                Some(Err(e)) => camera_span(name).in_scope(|| tracing::error!("{e}; keeping the current labels")),
                 None => {}
             }
         }
@@ -405,11 +413,11 @@ impl Daemon {
         let (bundle, options, tx) = (Arc::clone(&self.bundle), self.label_options.clone(), self.loaded_tx.clone());
         let (name, threshold) = (camera.to_string(), c.config.threshold);
         let spawned = std::thread::Builder::new().name(format!("labels-{camera}")).spawn(move || {
-            let result = labels::load(&bundle, origin, &text, threshold, &options);
+            let result = CameraLabels::load(&bundle, origin, &text, threshold, &options);
             let _ = tx.send(Loaded { camera: name, result });
         });
         if let Err(e) = spawned {
-            tracing::error!("camera '{camera}': cannot start loading labels: {e}");
+            camera_span(camera).in_scope(|| tracing::error!("cannot start loading labels: {e}"));
             c.loading = false;
         }
     }
@@ -418,21 +426,19 @@ impl Daemon {
         let Some(c) = self.cameras.get_mut(&loaded.camera) else { return };
         c.loading = false;
         let next = c.next_load.take();
+        let span = camera_span(&loaded.camera).entered();
         match loaded.result {
             Ok((active, report)) => {
-                log_loaded(&loaded.camera, &active, &report);
-                warn_unfollowed_labels(&loaded.camera, &c.outputs, &active);
+                log_loaded(&active, &report);
+                warn_unfollowed_labels(&c.gpio_outputs, &active);
                 let new: Vec<String> = active.positive_names().map(String::from).collect();
                 let old = c.camera.shared.set_labels(active);
                 let new_refs: Vec<&str> = new.iter().map(String::as_str).collect();
                 self.publisher.labels_changed(&self.mqtt, &loaded.camera, old.positive_names(), &new_refs);
             }
-            Err(e) => tracing::error!(
-                "camera '{}': {e:#}; keeping the labels from {}",
-                loaded.camera,
-                c.camera.shared.labels().origin
-            ),
+            Err(e) => tracing::error!("{e:#}; keeping the labels from {}", c.camera.shared.labels().origin),
         }
+        drop(span);
         if let Some((origin, text)) = next {
             self.request_load(&loaded.camera, origin, text);
         }
@@ -481,15 +487,16 @@ impl Daemon {
                 let c = &self.cameras[&camera];
                 c.camera.shared.enabled.store(enabled, Ordering::SeqCst);
                 self.publisher.enabled(&self.mqtt, &camera, enabled);
-                tracing::info!("camera '{camera}': {} by MQTT command", if enabled { "enabled" } else { "disabled" });
+                camera_span(&camera)
+                    .in_scope(|| tracing::info!("{} by MQTT command", if enabled { "enabled" } else { "disabled" }));
             }
             CommandTopic::Labels { .. } => {
-                if msg.payload.len() > labels::MAX_COMMAND_LABELS_BYTES {
+                if msg.payload.len() > MAX_COMMAND_LABELS_BYTES {
                     tracing::warn!(
                         "MQTT command on '{}': {} bytes of labels refused; at most {} are accepted",
                         msg.topic,
                         msg.payload.len(),
-                        labels::MAX_COMMAND_LABELS_BYTES
+                        MAX_COMMAND_LABELS_BYTES
                     );
                     return;
                 }
@@ -497,7 +504,7 @@ impl Daemon {
                     tracing::warn!("MQTT command on '{}': the labels are not UTF-8 text; refused", msg.topic);
                     return;
                 };
-                tracing::info!("camera '{camera}': new labels by MQTT command on '{}'", msg.topic);
+                camera_span(&camera).in_scope(|| tracing::info!("new labels by MQTT command on '{}'", msg.topic));
                 self.request_load(&camera, LabelsOrigin::Command(msg.topic), text);
             }
         }
@@ -542,9 +549,9 @@ impl Daemon {
                     "latency": latency,
                 }),
             );
-            if !c.outputs.is_empty() || c.config.input.is_some() {
+            if !c.gpio_outputs.is_empty() || c.config.input.is_some() {
                 let outputs: Vec<Value> = c
-                    .outputs
+                    .gpio_outputs
                     .iter()
                     .map(
                         |o| json!({"line": o.config().line.to_string(), "active": o.is_active(), "errors": o.errors()}),
@@ -580,7 +587,7 @@ impl Daemon {
     /// Ends every camera (their last events are published), publishes the
     /// final stats and `offline`, and flushes the MQTT queue, all within
     /// [`STOP_CAMERAS_AT_MOST`] + [`FLUSH_MQTT_WITHIN`].
-    fn shutdown(mut self, out_rx: &Receiver<Output>) {
+    fn shutdown(mut self, reports: &Receiver<CameraReport>) {
         for c in self.cameras.values() {
             c.camera.request_stop();
         }
@@ -599,24 +606,23 @@ impl Daemon {
                 );
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match out_rx.recv_timeout(left.min(TICK)) {
-                Ok(output) => self.handle_output(output),
+            match reports.recv_timeout(left.min(TICK)) {
+                Ok(report) => self.handle_camera_report(report),
                 Err(RecvTimeoutError::Timeout) if left.is_zero() => break,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        while let Ok(output) = out_rx.try_recv() {
-            self.handle_output(output);
+        while let Ok(report) = reports.try_recv() {
+            self.handle_camera_report(report);
         }
         for (name, c) in &mut self.cameras {
+            let _span = camera_span(name).entered();
             if !c.camera.join(deadline) {
-                tracing::warn!(
-                    "camera '{name}': its inference thread did not stop in time; its last events may be missing"
-                );
+                tracing::warn!("its inference thread did not stop in time; its last events may be missing");
             }
             // The safe level, whatever the events said last.
-            c.outputs.iter_mut().for_each(EventOutput::shutdown);
+            c.gpio_outputs.iter_mut().for_each(EventOutput::shutdown);
         }
         self.publish_stats();
         let report = self.mqtt.shutdown(FLUSH_MQTT_WITHIN);

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
-use crate::detect::{EndReason, Event, EventKind};
+use crate::pipeline::detect::{EndReason, Event, EventKind};
 use crate::publish::discovery::Discovery;
 use crate::publish::mqtt::{Message, MqttClient};
 use crate::publish::topics::Topics;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use embedded_hal::digital::InputPin;
 
 use super::InputConfig;
-use crate::log_limit::{also, LogLimit};
+use crate::util::log_limit::{also, LogLimit};
 
 /// What the gate found for one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,8 +17,8 @@ use std::time::Instant;
 use embedded_hal::digital::{OutputPin, PinState};
 
 use super::{OutputConfig, OutputMode};
-use crate::detect::{Event, EventKind};
-use crate::log_limit::{also, LogLimit};
+use crate::pipeline::detect::{Event, EventKind};
+use crate::util::log_limit::{also, LogLimit};
 
 /// An output line and its state.
 pub struct EventOutput<P: OutputPin>

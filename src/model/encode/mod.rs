@@ -29,7 +29,7 @@ use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 use tract_onnx::tract_core::plan::SimpleState;
 use tract_onnx::tract_hir::internal::{tvec, DimLike};
 
-use crate::bundle::{Bundle, EncoderSpec};
+use crate::model::bundle::{Bundle, EncoderSpec};
 
 /// ONNX operators that appear only in quantized graphs, with the precision
 /// each one implies.

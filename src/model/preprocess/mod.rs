@@ -14,7 +14,7 @@
 
 pub mod resample;
 
-use crate::bundle::{ImageSpec, ResizeFilter};
+use crate::model::bundle::{ImageSpec, ResizeFilter};
 use resample::Resampler;
 
 /// Longest edge accepted after the shortest-edge resize, as a multiple of the

@@ -15,7 +15,7 @@
 //! The weight tables depend only on the frame size, so they are computed
 //! once and kept while the size stays; a warm frame allocates nothing.
 
-use crate::bundle::ResizeFilter;
+use crate::model::bundle::ResizeFilter;
 
 /// Fixed-point precision of the weights, as Pillow's `PRECISION_BITS` for
 /// 8-bit images: 32 bits less 8 for the pixel and 2 for overshoot, since

@@ -9,11 +9,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::bundle::Bundle;
-use crate::encode::{EncodeError, EncoderSession, ImageEncoder};
-use crate::labelset::LabelSet;
-use crate::matcher::{Matcher, Scores};
-use crate::preprocess::{PreprocessError, Preprocessor, RgbFrame};
+use crate::labels::set::LabelSet;
+use crate::model::bundle::Bundle;
+use crate::model::encode::{EncodeError, EncoderSession, ImageEncoder};
+use crate::model::preprocess::{PreprocessError, Preprocessor, RgbFrame};
+use crate::pipeline::matcher::{Matcher, Scores};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
@@ -61,7 +61,7 @@ impl Classifier {
         let t1 = Instant::now();
         let raw = self.session.run()?;
         self.embedding.copy_from_slice(raw);
-        crate::matcher::normalize(&mut self.embedding);
+        crate::pipeline::matcher::normalize(&mut self.embedding);
         let t2 = Instant::now();
         self.matcher.score(&self.embedding, top_k, &mut self.scores);
         let t3 = Instant::now();

@@ -291,7 +291,7 @@ impl Validator<'_> {
 impl Bundle {
     /// Reads and validates `DIR/model.toml`, and checks that every file it
     /// names exists and every encoder matches its sha256. The encoders
-    /// themselves are loaded by [`crate::encode`].
+    /// themselves are loaded by [`crate::model::encode`].
     pub fn load(dir: impl AsRef<Path>) -> Result<Bundle, BundleError> {
         let dir = dir.as_ref().to_path_buf();
         let manifest = dir.join(MANIFEST_NAME);

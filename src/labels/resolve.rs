@@ -1,7 +1,6 @@
-//! Where label embeddings come from, and the label set frames are matched
-//! against.
+//! Where label embeddings come from.
 //!
-//! [`load_labels`] is the rule the CLI and the daemon share:
+//! [`resolve_file`] is the rule the CLI and the daemon share:
 //!
 //! 1. a `.emb` file given by the user is used as it is (refused if another
 //!    text encoder made it);
@@ -16,20 +15,17 @@
 //! 4. a bundle without a text encoder cannot embed: the error names the
 //!    label's line and the command that fixes it.
 //!
-//! A [`LabelSet`] holds the current matcher and lets another thread replace
-//! it while frames are being matched (the daemon swaps it when a labels
-//! file changes).
+//! [`resolve_labels`] applies the same rule (2 to 4) to labels already
+//! parsed, such as a labels file's text sent over MQTT.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
-use crate::bundle::{hex, Bundle};
-use crate::encode::text::TextEncoder;
-use crate::encode::EncoderOptions;
-use crate::labels::{read_labels, EmbeddedLabel, Label, LabelEmbeddings, LabelsError};
-use crate::matcher::Matcher;
+use super::{file, EmbeddedLabel, Label, LabelEmbeddings, LabelsError};
+use crate::model::bundle::{hex, Bundle};
+use crate::model::encode::text::TextEncoder;
+use crate::model::encode::EncoderOptions;
 
 /// How labels are loaded: where to cache embeddings computed here, and how
 /// to run the text encoder.
@@ -53,9 +49,9 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .or_else(|| var("HOME").map(|h| h.join(".cache/edgeclip")))
 }
 
-/// What [`load_labels`] did, for logs and the CLI.
+/// What [`resolve_file`] did, for logs and the CLI.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LoadReport {
+pub struct ResolveReport {
     /// Labels taken from the bundle's `labels.emb`.
     pub from_bundle: usize,
     /// Labels taken from the cache.
@@ -68,11 +64,11 @@ pub struct LoadReport {
 
 /// Finds the embeddings of `labels` (default: the bundle's labels file) by
 /// the rule in the module documentation.
-pub fn load_labels(
+pub fn resolve_file(
     bundle: &Bundle,
     labels: Option<&Path>,
     options: &LabelOptions,
-) -> Result<(Vec<EmbeddedLabel>, LoadReport), LabelsError> {
+) -> Result<(Vec<EmbeddedLabel>, ResolveReport), LabelsError> {
     let made_by_this_encoder = |emb: &LabelEmbeddings| made_by_encoder_of(bundle, emb);
 
     if let Some(path) = labels.filter(|p| p.extension().is_some_and(|e| e == "emb")) {
@@ -81,23 +77,23 @@ pub fn load_labels(
         if !made_by_this_encoder(&emb) {
             return Err(stale(path, &emb, bundle));
         }
-        let report = LoadReport { from_bundle: emb.labels.len(), ..Default::default() };
+        let report = ResolveReport { from_bundle: emb.labels.len(), ..Default::default() };
         return Ok((emb.labels, report));
     }
 
     let labels_path = labels.unwrap_or(&bundle.labels_file);
-    load_parsed_labels(bundle, labels_path, read_labels(labels_path)?, options)
+    resolve_labels(bundle, labels_path, file::read(labels_path)?, options)
 }
 
-/// [`load_labels`] for labels already parsed (the daemon's `labels/set`
+/// [`resolve_file`] for labels already parsed (the daemon's `labels/set`
 /// command gets a labels file's text over MQTT); `labels_path` names where
 /// they came from in messages.
-pub fn load_parsed_labels(
+pub fn resolve_labels(
     bundle: &Bundle,
     labels_path: &Path,
     mut wanted: Vec<Label>,
     options: &LabelOptions,
-) -> Result<(Vec<EmbeddedLabel>, LoadReport), LabelsError> {
+) -> Result<(Vec<EmbeddedLabel>, ResolveReport), LabelsError> {
     let text_sha = bundle.text.as_ref().map(|t| t.encoder.sha256.clone());
     let made_by_this_encoder = |emb: &LabelEmbeddings| made_by_encoder_of(bundle, emb);
     let templates = options.templates.as_deref().unwrap_or(&bundle.label_templates);
@@ -122,14 +118,14 @@ pub fn load_parsed_labels(
     };
     let from_bundle = |label: &Label| bundle_emb.as_ref().and_then(|emb| emb.find(label));
     if let Some(found) = wanted.iter().map(|l| from_bundle(l).cloned()).collect::<Option<Vec<EmbeddedLabel>>>() {
-        return Ok((found, LoadReport { from_bundle: wanted.len(), ..Default::default() }));
+        return Ok((found, ResolveReport { from_bundle: wanted.len(), ..Default::default() }));
     }
     let Some(text_sha) = text_sha.clone() else {
         // No text encoder: name the first label that cannot be had.
         let emb = bundle_emb.expect("read above when the bundle has no text encoder");
         return emb.select(&bundle.labels_embeddings, labels_path, &wanted).map(|found| {
             let n = found.len();
-            (found, LoadReport { from_bundle: n, ..Default::default() })
+            (found, ResolveReport { from_bundle: n, ..Default::default() })
         });
     };
 
@@ -140,7 +136,7 @@ pub fn load_parsed_labels(
             if made_by_this_encoder(&emb) && emb.dim == bundle.embedding_dim {
                 if let Ok(found) = emb.select(file, labels_path, &wanted) {
                     let report =
-                        LoadReport { from_cache: found.len(), cache_file: cache_file.clone(), ..Default::default() };
+                        ResolveReport { from_cache: found.len(), cache_file: cache_file.clone(), ..Default::default() };
                     return Ok((found, report));
                 }
             }
@@ -148,7 +144,7 @@ pub fn load_parsed_labels(
     }
 
     let encoder = TextEncoder::load(bundle, &options.encoder)?;
-    let mut report = LoadReport::default();
+    let mut report = ResolveReport::default();
     let mut found = Vec::with_capacity(wanted.len());
     for label in &wanted {
         if let Some(e) = from_bundle(label) {
@@ -223,31 +219,4 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
-}
-
-/// The labels a camera matches against, replaceable while frames are being
-/// matched: a matching thread takes the current [`Matcher`] for each frame
-/// (`current`, a read lock and a reference count, no allocation), and a
-/// swap (`replace`) is seen from the next frame on. The old matcher lives
-/// until the last frame using it is done.
-pub struct LabelSet {
-    current: RwLock<Arc<Matcher>>,
-}
-
-impl LabelSet {
-    pub fn new(matcher: Matcher) -> LabelSet {
-        LabelSet { current: RwLock::new(Arc::new(matcher)) }
-    }
-
-    pub fn current(&self) -> Arc<Matcher> {
-        // A poisoned lock only means a writer panicked between two whole
-        // assignments; the Arc inside is intact.
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Installs a new label set; returns the previous one.
-    pub fn replace(&self, matcher: Matcher) -> Arc<Matcher> {
-        let mut slot = self.current.write().unwrap_or_else(|e| e.into_inner());
-        std::mem::replace(&mut *slot, Arc::new(matcher))
-    }
 }

@@ -3,7 +3,7 @@
 //!
 //! It is loaded and checked like the image encoder (names, `[1, D]` output,
 //! precision, operators tract lacks), with a fixed `[1, context]` i64 input
-//! of token ids from [`crate::tokenize`]. A label's vector is the mean of its
+//! of token ids from [`crate::model::tokenize`]. A label's vector is the mean of its
 //! prompts' L2-normalized embeddings, normalized again (a prompt ensemble, as
 //! CLIP's zero-shot evaluation does), so that a label with three phrasings
 //! weighs as much as one with a single prompt.
@@ -14,9 +14,9 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::tvec;
 
 use super::{executor_for, load_plan, EncodeError, EncoderOptions, EncoderReport};
-use crate::bundle::{Bundle, TextSpec};
 use crate::labels::{EmbeddedLabel, Label};
-use crate::tokenize::ClipTokenizer;
+use crate::model::bundle::{Bundle, TextSpec};
+use crate::model::tokenize::ClipTokenizer;
 
 /// A loaded text encoder with its tokenizer.
 pub struct TextEncoder {
@@ -51,7 +51,7 @@ impl TextEncoder {
         let context = text.context_length as usize;
         let input = InferenceFact::dt_shape(i64::datum_type(), [1, context]);
         let (plan, report) = load_plan(&text.encoder, input, dim, options)?;
-        let sha256 = crate::bundle::parse_hex32(&text.encoder.sha256).ok_or_else(|| EncodeError::Mismatch {
+        let sha256 = crate::model::bundle::parse_hex32(&text.encoder.sha256).ok_or_else(|| EncodeError::Mismatch {
             path: text.encoder.path.clone(),
             message: format!("its sha256 '{}' is not 64 hex digits", text.encoder.sha256),
         })?;

@@ -29,8 +29,8 @@
 use thiserror::Error;
 
 use super::jpeg::{JpegDecoder, JpegError};
-use super::{Frame, PixelFormat};
-use crate::preprocess::RgbFrame;
+use crate::capture::{Frame, PixelFormat};
+use crate::model::preprocess::RgbFrame;
 
 /// Largest raw frame accepted, per side: far beyond any camera, and small
 /// enough that no size computation can overflow, even on 32-bit ARM.

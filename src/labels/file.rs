@@ -1,0 +1,150 @@
+//! The labels text file: one label a line, `#` comments, optional prompts,
+//! threshold and negative mark (`models/FORMAT.md` has the syntax).
+
+use std::fs;
+use std::path::Path;
+
+use super::embeddings::EMB_MAX_STRING;
+use super::LabelsError;
+
+/// One label as written in a labels file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Label {
+    pub name: String,
+    /// The texts whose embeddings are averaged; the name itself when the
+    /// line gives none.
+    pub prompts: Vec<String>,
+    /// Per-label detection threshold, if the line sets one (`name @0.45`).
+    pub threshold: Option<f32>,
+    /// A background class: competes in the softmax, never fires.
+    pub negative: bool,
+    /// 1-based line in the file it came from.
+    pub line: usize,
+    /// Whether the line gave prompts (`name: ...`); prompt templates apply
+    /// only to labels that did not.
+    pub explicit_prompts: bool,
+}
+
+impl Label {
+    /// The warning for a prompt of this label that is longer than the text
+    /// encoder's context (`path` is the labels file it came from).
+    pub fn truncation_warning(&self, path: &Path, prompt: &str) -> String {
+        format!(
+            "{}:{}: a prompt of label '{}' is longer than the text encoder's context; only its start counts: {prompt:?}",
+            path.display(),
+            self.line,
+            self.name
+        )
+    }
+
+    /// Replaces the prompt of a label written without prompts by one per
+    /// template (`{}` is the name): "cat" with "a photo of a {}." becomes
+    /// "a photo of a cat.".
+    pub fn apply_templates(&mut self, templates: &[String]) {
+        if !self.explicit_prompts && !templates.is_empty() {
+            self.prompts = templates.iter().map(|t| t.replacen("{}", &self.name, 1)).collect();
+        }
+    }
+}
+
+/// Parses the text of a labels file. `path` is only used in messages.
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Label>, LabelsError> {
+    let syntax = |line: usize, message: String| LabelsError::Syntax { path: path.to_path_buf(), line, message };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut labels: Vec<Label> = Vec::new();
+    for (ix, raw_line) in text.lines().enumerate() {
+        let line_no = ix + 1;
+        let line = raw_line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (negative, rest) = match line.strip_prefix('!') {
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, line),
+        };
+        let (head, prompts_text) = match rest.split_once(':') {
+            Some((head, prompts)) => (head.trim(), Some(prompts)),
+            None => (rest.trim(), None),
+        };
+        if negative && head.contains('@') {
+            return Err(syntax(
+                line_no,
+                format!("'{line}': a negative label ('!') never fires, so a threshold ('@') means nothing; remove one of them"),
+            ));
+        }
+        let (name, threshold) = match head.rsplit_once('@') {
+            Some((name, t)) => {
+                let t = t.trim();
+                let value: f32 = t.parse().ok().filter(|v: &f32| (0.0..=1.0).contains(v)).ok_or_else(|| {
+                    syntax(
+                        line_no,
+                        format!("threshold '@{t}' is not a number between 0 and 1, e.g. 'delivery van @0.45'"),
+                    )
+                })?;
+                (name.trim(), Some(value))
+            }
+            None => (head, None),
+        };
+        if name.is_empty() {
+            return Err(syntax(line_no, format!("'{line}' has no label name before ':' or '@'")));
+        }
+        let prompts: Vec<String> = match prompts_text {
+            None => vec![name.to_string()],
+            Some(p) => {
+                let prompts: Vec<String> = p.split(';').map(|s| s.trim().to_string()).collect();
+                if prompts.iter().any(|p| p.is_empty()) {
+                    return Err(syntax(
+                        line_no,
+                        format!("label '{name}' has an empty prompt in '{line}': write 'name: prompt one; prompt two'"),
+                    ));
+                }
+                prompts
+            }
+        };
+        for text in std::iter::once(name).chain(prompts.iter().map(String::as_str)) {
+            if text.len() > EMB_MAX_STRING {
+                return Err(syntax(
+                    line_no,
+                    format!(
+                        "'{}...' is {} bytes long; names and prompts are at most {EMB_MAX_STRING} (CLIP reads only a prompt's first 77 tokens, about 300 characters)",
+                        text.chars().take(40).collect::<String>(),
+                        text.len()
+                    ),
+                ));
+            }
+        }
+        if let Some(c) = name.chars().find(|c| matches!(c, '/' | '+' | '#') || c.is_control()) {
+            return Err(syntax(
+                line_no,
+                format!(
+                    "label name '{name}' contains {c:?}, which cannot be part of an MQTT topic; use letters, digits, spaces and punctuation other than / + #, and put the wording in a prompt: '{}: ...'",
+                    name.replace(['/', '+', '#'], " ").split_whitespace().collect::<Vec<_>>().join(" ")
+                ),
+            ));
+        }
+        if let Some(first) = labels.iter().find(|l| l.name == name) {
+            return Err(syntax(line_no, format!("label '{name}' is already defined on line {}", first.line)));
+        }
+        let explicit_prompts = prompts_text.is_some();
+        labels.push(Label { name: name.to_string(), prompts, threshold, negative, line: line_no, explicit_prompts });
+    }
+    if labels.is_empty() {
+        return Err(LabelsError::Empty { path: path.to_path_buf() });
+    }
+    Ok(labels)
+}
+
+/// Reads and parses a labels file.
+pub fn read(path: &Path) -> Result<Vec<Label>, LabelsError> {
+    let bytes = fs::read(path).map_err(|error| LabelsError::Read { path: path.to_path_buf(), error })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let bad = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..bad].iter().filter(|&&b| b == b'\n').count() + 1;
+        LabelsError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            message: format!("byte {bad} (0x{:02x}) is not UTF-8; save the file as UTF-8 text", e.as_bytes()[bad]),
+        }
+    })?;
+    parse(path, &text)
+}
