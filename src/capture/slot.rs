@@ -1,8 +1,8 @@
 //! A latest-value slot between a producer thread and a consumer thread.
 //!
 //! It holds one value: a value put while another waits replaces it, so a
-//! slow consumer drops values instead of building a backlog (design.md:
-//! "latest frame wins"). Replaced and consumed values come back to the
+//! slow consumer drops values instead of building a backlog (the latest
+//! frame wins). Replaced and consumed values come back to the
 //! producer through a small pool, so that frame buffers are reused instead
 //! of allocated.
 

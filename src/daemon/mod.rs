@@ -64,7 +64,7 @@ const TICK: Duration = Duration::from_millis(50);
 /// `STOP_CAMERAS_NOTICE` the wait is logged, and it is given up after
 /// `STOP_CAMERAS_AT_MOST`. Then the MQTT client gets `FLUSH_MQTT_WITHIN` to
 /// deliver what is queued. With a fast model that is well under the 5 s
-/// that `docker stop` and the issue ask for; boards/edgeclip.service gives
+/// that `docker stop` waits before it kills; boards/edgeclip.service gives
 /// systemd's stop 15 s, above the worst case (12.5 s).
 const STOP_CAMERAS_NOTICE: Duration = Duration::from_millis(2000);
 const STOP_CAMERAS_AT_MOST: Duration = Duration::from_millis(10_000);
