@@ -24,7 +24,7 @@ use crate::detect::DetectorOptions;
 use crate::gpio::{Chip, InputConfig, LabelFilter, Line, LineSpec, OutputConfig, OutputMode};
 
 /// The documented default configuration, as shipped.
-pub const DEFAULT_CONFIG: &str = include_str!("../boards/edgeclip.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../boards/edgeclip.toml");
 
 /// A mistake in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
