@@ -43,17 +43,22 @@ pub struct DetectorOptions {
     pub max_duration: Duration,
 }
 
+impl DetectorOptions {
+    /// The defaults, also those of the configuration file's `[detector]` keys.
+    pub const DEFAULT: DetectorOptions = DetectorOptions {
+        start_frames: 2,
+        end_frames: 3,
+        margin: 0.05,
+        min_duration: Duration::from_secs(1),
+        // A delivery stays minutes; anything present for an hour is part
+        // of the scene, reported again hourly while it stays.
+        max_duration: Duration::from_secs(3600),
+    };
+}
+
 impl Default for DetectorOptions {
     fn default() -> Self {
-        DetectorOptions {
-            start_frames: 2,
-            end_frames: 3,
-            margin: 0.05,
-            min_duration: Duration::from_secs(1),
-            // A delivery stays minutes; anything present for an hour is part
-            // of the scene, reported again hourly while it stays.
-            max_duration: Duration::from_secs(3600),
-        }
+        DetectorOptions::DEFAULT
     }
 }
 

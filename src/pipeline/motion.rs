@@ -45,9 +45,15 @@ pub struct MotionOptions {
     pub force_every: Duration,
 }
 
+impl MotionOptions {
+    /// The defaults, also those of the configuration file's motion keys.
+    pub const DEFAULT: MotionOptions =
+        MotionOptions { pixel_threshold: 25, min_changed_area: 0.005, force_every: Duration::from_secs(60) };
+}
+
 impl Default for MotionOptions {
     fn default() -> Self {
-        MotionOptions { pixel_threshold: 25, min_changed_area: 0.005, force_every: Duration::from_secs(60) }
+        MotionOptions::DEFAULT
     }
 }
 

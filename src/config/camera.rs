@@ -1,0 +1,171 @@
+//! `[cameras.NAME]` and `[cameras.NAME.motion]`: each camera's source, labels,
+//! rate and motion gate; its detector and GPIO tables have their own modules.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::detector::{self, RawDetector};
+use super::gpio::{self, LinesUsed, RawInput, RawOutput};
+use super::{ConfigError, Ctx, Key, Number};
+use crate::capture::SourceSpec;
+use crate::gpio::{InputConfig, OutputConfig};
+use crate::pipeline::detect::DetectorOptions;
+use crate::pipeline::motion::MotionOptions;
+
+/// Set to false to keep the camera configured but idle.
+const ENABLED: Key<bool> = Key { name: "enabled", default: true };
+/// Inferences per second at most; 0 infers every frame the board keeps up
+/// with. At 2 an event starts about a second after the scene changes (two
+/// inferred frames in a row, `start_frames`); each board's configuration in
+/// `boards/` tunes it to its CPU. 1000 is beyond any camera's frame rate.
+const MAX_FPS: Number<f64> = Number { name: "max_fps", default: 2.0, range: 0.0..=1000.0 };
+
+// The motion gate's keys; the defaults are the gate's own
+// ([`MotionOptions::DEFAULT`], which says why each is what it is).
+
+/// Skip inference while the scene is still.
+const MOTION_ENABLED: Key<bool> = Key { name: "enabled", default: true };
+/// Levels (0-255) a cell's average red, green or blue must move by to count
+/// as changed: 0 would count every flicker and 255 nothing.
+const PIXEL_THRESHOLD: Number<i64> =
+    Number { name: "pixel_threshold", default: MotionOptions::DEFAULT.pixel_threshold as i64, range: 1..=254 };
+/// The fraction of cells that must change for a frame to be inferred.
+const MIN_CHANGED_AREA: Number<f64> =
+    Number { name: "min_changed_area", default: MotionOptions::DEFAULT.min_changed_area as f64, range: 0.0..=1.0 };
+/// Seconds between inferences when nothing moves: at least a second (more
+/// often is what the gate is there to avoid), at most a day.
+const FORCE_EVERY_S: Number<f64> =
+    Number { name: "force_every_s", default: MotionOptions::DEFAULT.force_every.as_secs_f64(), range: 1.0..=86_400.0 };
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCamera {
+    /// v4l2:, exec: or file: (see [`SourceSpec`]); required.
+    source: Option<Spanned<String>>,
+    /// The labels file; required.
+    labels: Option<Spanned<String>>,
+    enabled: Option<bool>,
+    max_fps: Option<Spanned<f64>>,
+    motion: Option<RawMotion>,
+    detector: Option<RawDetector>,
+    outputs: Option<Vec<Spanned<RawOutput>>>,
+    input: Option<Spanned<RawInput>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMotion {
+    enabled: Option<bool>,
+    pixel_threshold: Option<Spanned<i64>>,
+    min_changed_area: Option<Spanned<f64>>,
+    force_every_s: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraConfig {
+    pub name: String,
+    pub source: SourceSpec,
+    pub labels: PathBuf,
+    pub enabled: bool,
+    /// Inferences per second at most; `None`: as many as the board manages.
+    pub max_fps: Option<f64>,
+    /// `None`: every frame is inferred (up to `max_fps`).
+    pub motion: Option<MotionOptions>,
+    /// A label's threshold when its line in the labels file sets none.
+    pub threshold: f32,
+    pub detector: DetectorOptions,
+    /// GPIO lines driven by this camera's events.
+    pub outputs: Vec<OutputConfig>,
+    /// A GPIO line (a PIR sensor) that gates this camera's inference.
+    pub input: Option<InputConfig>,
+}
+
+/// Every `[cameras.NAME]` table, in name order; `detector` is the
+/// top-level `[detector]` table, which each camera's own overrides.
+pub(super) fn parse_cameras(
+    cx: &Ctx<'_>,
+    raw: Option<&Spanned<BTreeMap<Spanned<String>, RawCamera>>>,
+    detector: Option<&RawDetector>,
+) -> Result<Vec<CameraConfig>, ConfigError> {
+    let Some(raw) = raw else {
+        return Err(cx.error(
+            None,
+            "no camera: add a [cameras.NAME] table with 'source' and 'labels' (see `edgeclip print-config`)".into(),
+        ));
+    };
+    if raw.get_ref().is_empty() {
+        return Err(cx.error(
+            Some(raw.span()),
+            "key 'cameras': no camera; add a [cameras.NAME] table with 'source' and 'labels'".into(),
+        ));
+    }
+    let mut lines_used = LinesUsed::default();
+    raw.get_ref().iter().map(|(name, camera)| parse_camera(cx, name, camera, detector, &mut lines_used)).collect()
+}
+
+fn parse_camera(
+    cx: &Ctx<'_>,
+    name: &Spanned<String>,
+    raw: &RawCamera,
+    detector: Option<&RawDetector>,
+    lines_used: &mut LinesUsed,
+) -> Result<CameraConfig, ConfigError> {
+    let camera = cx.name("cameras", name)?;
+    let table = format!("cameras.{camera}");
+    let key = |k: &str| format!("{table}.{k}");
+    let missing = |k: &str| {
+        cx.error(Some(name.span()), format!("camera '{camera}' has no '{k}'; add {k} = \"...\" to [cameras.{camera}]"))
+    };
+    let source_value = raw.source.as_ref().ok_or_else(|| missing("source"))?;
+    let mut source: SourceSpec =
+        source_value.get_ref().parse().map_err(|e| cx.invalid(&key("source"), source_value, e))?;
+    // A recording's path is relative to the configuration file, like every path in it.
+    if let SourceSpec::File(options) = &mut source {
+        options.path = cx.resolve(&options.path);
+    }
+    let labels = cx.path_value(&key("labels"), raw.labels.as_ref().ok_or_else(|| missing("labels"))?)?;
+    let max_fps = match MAX_FPS.read(cx, &table, raw.max_fps.as_ref())? {
+        0.0 => None,
+        fps => Some(fps),
+    };
+    let motion = parse_motion(cx, &key("motion"), raw.motion.as_ref())?;
+    let (threshold, detector) = detector::parse(cx, &key("detector"), raw.detector.as_ref(), detector)?;
+    let mut outputs = Vec::new();
+    for (i, output) in raw.outputs.iter().flatten().enumerate() {
+        outputs.push(gpio::parse_output(cx, &key(&format!("outputs[{i}]")), output, lines_used)?);
+    }
+    let input = match &raw.input {
+        Some(input) => Some(gpio::parse_input(cx, &key("input"), input, lines_used)?),
+        None => None,
+    };
+    Ok(CameraConfig {
+        name: camera,
+        source,
+        labels,
+        enabled: raw.enabled.unwrap_or(ENABLED.default),
+        max_fps,
+        motion,
+        threshold,
+        detector,
+        outputs,
+        input,
+    })
+}
+
+/// The motion gate in `table` (`cameras.NAME.motion`); `None` when it is off.
+fn parse_motion(cx: &Ctx<'_>, table: &str, raw: Option<&RawMotion>) -> Result<Option<MotionOptions>, ConfigError> {
+    let none = RawMotion::default();
+    let raw = raw.unwrap_or(&none);
+    if !raw.enabled.unwrap_or(MOTION_ENABLED.default) {
+        return Ok(None);
+    }
+    Ok(Some(MotionOptions {
+        pixel_threshold: PIXEL_THRESHOLD.read(cx, table, raw.pixel_threshold.as_ref())? as u8,
+        min_changed_area: MIN_CHANGED_AREA.read(cx, table, raw.min_changed_area.as_ref())? as f32,
+        force_every: Duration::from_secs_f64(FORCE_EVERY_S.read(cx, table, raw.force_every_s.as_ref())?),
+    }))
+}
