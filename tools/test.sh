@@ -17,11 +17,11 @@
 # aarch64 runs (e.g. a test-name filter).
 #
 # The golden files under tests/data/ are committed, so no Python is needed
-# here; tools/make_test_data.sh regenerates them with the pinned tools/.venv.
+# here; tools/testdata/make_test_data.sh regenerates them with the pinned tools/.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the suite needs (tools/apt_install.sh installs those
+# Debian packages the suite needs (tools/ci/apt_install.sh installs those
 # missing).
 APT_PACKAGES=(
     # bindgen (v4l2-sys-mit, under the v4l crate) parses the kernel's
@@ -47,7 +47,7 @@ APT_PACKAGES=(
     # read back with dpkg-deb (dpkg, always installed).
     shellcheck systemd
 )
-tools/apt_install.sh "${APT_PACKAGES[@]}"
+tools/ci/apt_install.sh "${APT_PACKAGES[@]}"
 
 # The Rust standard libraries of the board targets (a no-op once installed).
 rustup target add aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf
