@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs edgeclip on a board from an unpacked release tarball (tools/package.sh
+# Installs edgeclip on a board from an unpacked release tarball (tools/packaging/package.sh
 # makes edgeclip-VERSION-ARCH.tar.gz; install.sh is inside it), or from a source
 # checkout with a binary built there. On a Debian-family system the .deb does the
 # same job and is the easier way (sudo apt install ./edgeclip_*_arm64.deb); do
@@ -107,13 +107,13 @@ elif [ -f "$here/../Cargo.toml" ] && [ -f "$here/edgeclip.service" ]; then
     unit_src=$here/edgeclip.service
     readme_src=$root/README.md
 else
-    die "cannot tell what to install from '$here': run the install.sh inside an unpacked edgeclip-VERSION-ARCH.tar.gz (tools/package.sh makes it), or boards/install.sh of a source checkout"
+    die "cannot tell what to install from '$here': run the install.sh inside an unpacked edgeclip-VERSION-ARCH.tar.gz (tools/packaging/package.sh makes it), or boards/install.sh of a source checkout"
 fi
 
 # Every source file must be there before anything is installed.
 if [ ! -f "$binary" ]; then
     if [ "$layout" = source ]; then
-        die "no binary at '$binary': build it (cargo build --release, or tools/cross_build.sh for a board) or pass one with --binary PATH"
+        die "no binary at '$binary': build it (cargo build --release, or tools/packaging/cross_build.sh for a board) or pass one with --binary PATH"
     fi
     die "no binary at '$binary': unpack the whole tarball again, or pass one with --binary PATH"
 fi

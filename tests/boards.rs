@@ -1,7 +1,7 @@
-//! Board packaging (boards/ and tools/package.sh): every board configuration
+//! Board packaging (boards/ and tools/packaging/package.sh): every board configuration
 //! is valid and tuned as its README says, the systemd unit passes
 //! `systemd-analyze verify`, every shell script passes `shellcheck`, the .deb
-//! and the tarball that tools/package.sh makes hold the right files with the
+//! and the tarball that tools/packaging/package.sh makes hold the right files with the
 //! right modes and maintainer scripts, and boards/install.sh installs the
 //! tree into a DESTDIR without overwriting an existing configuration.
 //!
@@ -241,7 +241,12 @@ fn shell_scripts_pass_shellcheck() {
     scripts(&repo().join("tools"), &mut found);
     scripts(&repo().join("boards"), &mut found);
     found.sort();
-    for script in ["boards/install.sh", "tools/package.sh", "tools/release.sh", "tools/cross_build.sh"] {
+    for script in [
+        "boards/install.sh",
+        "tools/packaging/package.sh",
+        "tools/packaging/release.sh",
+        "tools/packaging/cross_build.sh",
+    ] {
         assert!(found.contains(&repo().join(script)), "{script} not found among {found:?}");
     }
     // Each starts with what it does: a shebang, then a comment.
@@ -267,7 +272,7 @@ fn shell_scripts_pass_shellcheck() {
     success(Command::new("shellcheck").args(&found));
 }
 
-/// What tools/package.sh made.
+/// What tools/packaging/package.sh made.
 struct Packaged {
     _dir: tempfile::TempDir,
     deb: PathBuf,
@@ -276,7 +281,7 @@ struct Packaged {
     binary: PathBuf,
 }
 
-/// Runs tools/package.sh on the binary under test (arm64, whatever this
+/// Runs tools/packaging/package.sh on the binary under test (arm64, whatever this
 /// machine is: --any-binary), with quick compression.
 fn package() -> Packaged {
     let dir = tempfile::tempdir().unwrap();
@@ -294,7 +299,7 @@ fn package() -> Packaged {
     let out = dir.path().join("out");
     let stdout = success(
         Command::new("bash")
-            .arg(repo().join("tools/package.sh"))
+            .arg(repo().join("tools/packaging/package.sh"))
             .arg("--binary")
             .arg(&binary)
             .args(["--arch", "arm64", "--any-binary", "--fast"])

@@ -73,7 +73,7 @@ fn unsupported_operator_is_named() {
     let dir = bundle_dir("unsupported-op");
     let got = load_error(&dir);
     assert!(
-        got.contains("uses operator 'QLinearAdd' that tract cannot run; re-export it with tools/export_clip.py"),
+        got.contains("uses operator 'QLinearAdd' that tract cannot run; re-export it with tools/model/export_clip.py"),
         "{got}"
     );
 }

@@ -1,6 +1,6 @@
 //! Pixel conversion against golden frames from independent implementations
 //! (ffmpeg's swscale for YUYV, NV12 and GREY; Pillow's libjpeg-turbo for
-//! JPEG; `tools/make_frame_golden.py`), the Huffman-less MJPEG frames UVC
+//! JPEG; `tools/testdata/make_frame_golden.py`), the Huffman-less MJPEG frames UVC
 //! webcams send, broken frames, and allocations once warm.
 
 use std::collections::BTreeMap;

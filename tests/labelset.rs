@@ -91,7 +91,7 @@ fn without_a_text_encoder_a_new_label_names_its_line_and_the_fix() {
         e.starts_with(&format!("{}:2: label 'a purple giraffe' has no precomputed embedding in", file.display())),
         "{e}"
     );
-    assert!(e.contains("tools/export_clip.py"), "{e}");
+    assert!(e.contains("tools/model/export_clip.py"), "{e}");
 }
 
 #[test]

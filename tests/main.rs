@@ -3,7 +3,7 @@
 //! Numerical tests compare against golden files in `tests/data/golden/` that
 //! independent implementations produced (Pillow and transformers'
 //! `CLIPImageProcessor` for preprocessing, onnxruntime for embeddings);
-//! `tools/make_test_data.sh` regenerates them.
+//! `tools/testdata/make_test_data.sh` regenerates them.
 //!
 //! The MQTT tests run a real Mosquitto per test (`mosquitto`, the Debian
 //! package that tools/test.sh installs) on a free port; `mosquitto.rs` is the

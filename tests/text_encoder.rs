@@ -1,6 +1,6 @@
 //! The text encoder on tract against onnxruntime on the same files.
 //!
-//! `tests/data/golden/text_embeds.json` (tools/make_text_golden.py) holds
+//! `tests/data/golden/text_embeds.json` (tools/testdata/make_text_golden.py) holds
 //! onnxruntime's embeddings of tricky prompts for `tests/data/bundles/tiny-text`
 //! (fp32 MatMuls) and `models/tiny-shapes` (int8-dynamic), and each bundle's
 //! `labels.emb` holds onnxruntime's prompt-ensemble vectors. Tolerances:
@@ -104,5 +104,5 @@ fn a_bundle_without_a_text_encoder_says_what_that_means() {
     let bundle = Bundle::load(bundle_dir("tiny-int8")).unwrap();
     let e = TextEncoder::load(&bundle, &EncoderOptions::default()).err().unwrap().to_string();
     assert!(e.starts_with(&format!("model bundle '{}' has no text encoder", bundle.dir.display())), "{e}");
-    assert!(e.ends_with("tools/export_clip.py ... --labels FILE"), "{e}");
+    assert!(e.ends_with("tools/model/export_clip.py ... --labels FILE"), "{e}");
 }

@@ -2,7 +2,7 @@
 //! (OpenAI's tokenizer) on the committed corpus `tests/data/golden/tokenizer.json`
 //! (unicode, accents, CJK, emoji, punctuation, numbers, HTML references,
 //! whitespace, control characters, special-token strings, very long text),
-//! written by `tools/make_tokenizer_golden.py`. Tolerance: none, the ids must
+//! written by `tools/testdata/make_tokenizer_golden.py`. Tolerance: none, the ids must
 //! be identical.
 
 use edgeclip::model::tokenize::clean::clean;

@@ -11,11 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the build needs (tools/apt_install.sh installs those
+# Debian packages the build needs (tools/ci/apt_install.sh installs those
 # missing). libclang-dev: bindgen (under the v4l crate) parses the
 # kernel's <linux/videodev2.h> at build time.
 APT_PACKAGES=(libclang-dev)
-tools/apt_install.sh "${APT_PACKAGES[@]}"
+tools/ci/apt_install.sh "${APT_PACKAGES[@]}"
 
 # --locked: the committed Cargo.lock is what was tested.
 exec cargo run --locked --release -- run --config boards/demo.toml "$@"

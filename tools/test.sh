@@ -34,11 +34,11 @@
 # changed, so it only saves time, and a first run builds everything.
 #
 # The golden files under tests/data/ are committed, so no Python is needed
-# here; tools/make_test_data.sh regenerates them with the pinned tools/.venv.
+# here; tools/testdata/make_test_data.sh regenerates them with the pinned tools/.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the suite needs (tools/apt_install.sh installs those
+# Debian packages the suite needs (tools/ci/apt_install.sh installs those
 # missing).
 APT_PACKAGES=(
     # bindgen (v4l2-sys-mit, under the v4l crate) parses the kernel's
@@ -64,7 +64,7 @@ APT_PACKAGES=(
     # read back with dpkg-deb (dpkg, always installed).
     shellcheck systemd
 )
-tools/apt_install.sh "${APT_PACKAGES[@]}"
+tools/ci/apt_install.sh "${APT_PACKAGES[@]}"
 
 # The Rust standard libraries of the board targets, and the gates' tools (a
 # no-op once installed).

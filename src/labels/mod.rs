@@ -38,7 +38,7 @@ pub enum LabelsError {
     #[error("'{}' holds {found}-dimensional embeddings but the model's are {expected}-dimensional; it was made for another model", path.display())]
     Dimension { path: PathBuf, found: usize, expected: usize },
     #[error(
-        "{}:{line}: label '{label}' has no precomputed embedding in '{}'{why}; regenerate it with: tools/export_clip.py ... --labels {}",
+        "{}:{line}: label '{label}' has no precomputed embedding in '{}'{why}; regenerate it with: tools/model/export_clip.py ... --labels {}",
         file.display(), embeddings.display(), file.display()
     )]
     NotEmbedded { file: PathBuf, line: usize, label: String, embeddings: PathBuf, why: String },

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Zero-shot evaluation (Python/torch) of a tiny-shapes checkpoint.
 
-Loads the checkpoint exactly as tools/export_clip.py does (open_clip `local-dir:DIR`), embeds the
+Loads the checkpoint exactly as tools/model/export_clip.py does (open_clip `local-dir:DIR`), embeds the
 prompts "a {colour} {shape}" (render.prompt: "an orange square") and classifies single-shape images by top-1 cosine similarity.
 
   evaluate.py --model target/demo-model/probe1/ckpt [--per-label 40] [--seed 1000]   # render fresh

@@ -21,7 +21,7 @@ W=target/demo-model/release
 OUT=models/tiny-shapes
 FROM=train1
 if [[ "${1:-}" == "--from" ]]; then FROM="$2"; fi
-[[ -x "$P" ]] || { echo "no $P: run tools/venv.sh first" >&2; exit 1; }
+[[ -x "$P" ]] || { echo "no $P: run tools/python/venv.sh first" >&2; exit 1; }
 mkdir -p "$W"
 export OMP_WAIT_POLICY=PASSIVE  # libgomp spin-waiting collapses throughput when anything else runs
 
@@ -53,8 +53,8 @@ if step export; then
   common=(--open-clip "local-dir:$W/stage2" --pretrained '' --labels tools/demo_model/labels.txt
           --licence MIT --name tiny-shapes --card-extra "$W/card-training.md"
           --source "tiny-shapes: trained from scratch on rendered scenes by tools/demo_model (no pretrained weights)")
-  $P tools/export_clip.py "${common[@]}" --precision int8 --text-precision int8 --out "$OUT" --force
-  $P tools/export_clip.py "${common[@]}" --precision fp32 --text-precision fp32 --out "$W/bundle-fp32" --force
+  $P tools/model/export_clip.py "${common[@]}" --precision int8 --text-precision int8 --out "$OUT" --force
+  $P tools/model/export_clip.py "${common[@]}" --precision fp32 --text-precision fp32 --out "$W/bundle-fp32" --force
 fi
 if step data; then
   echo "== data ($(date -u +%H:%M))"

@@ -8,7 +8,7 @@ pooling) at small widths, 224 px input, and a narrow text transformer with the s
 tokenizer (vocabulary 49408, 77 tokens).
 
 The checkpoint directory (--out) is an open_clip "local-dir": `open_clip_config.json`
-({"model_cfg", "preprocess_cfg"}) + `open_clip_model.safetensors`, which tools/export_clip.py
+({"model_cfg", "preprocess_cfg"}) + `open_clip_model.safetensors`, which tools/model/export_clip.py
 loads with `--open-clip local-dir:DIR --pretrained ''`.
 
 Loss: CLIP's symmetric InfoNCE, except that pairs in the batch whose scenes have the same content

@@ -48,7 +48,7 @@ pub enum EncodeError {
     #[error("cannot read encoder '{}': {message}", path.display())]
     Read { path: PathBuf, message: String },
     #[error(
-        "encoder '{}' uses operator{} {} that tract cannot run; re-export it with tools/export_clip.py (accepted: fp32, dynamic int8 with MatMulInteger, or QOperator int8 limited to QLinearMatMul/QLinearConv)",
+        "encoder '{}' uses operator{} {} that tract cannot run; re-export it with tools/model/export_clip.py (accepted: fp32, dynamic int8 with MatMulInteger, or QOperator int8 limited to QLinearMatMul/QLinearConv)",
         path.display(), if ops.len() > 1 { "s" } else { "" }, ops.iter().map(|o| format!("'{o}'")).collect::<Vec<_>>().join(", ")
     )]
     UnsupportedOperator { path: PathBuf, ops: Vec<String> },
@@ -59,7 +59,7 @@ pub enum EncodeError {
     #[error("inference failed: {0}")]
     Run(String),
     #[error(
-        "model bundle '{}' has no text encoder (no [text] table in its model.toml), so labels cannot be embedded here; use labels that are in its labels.emb, or embed them where the bundle was made: tools/export_clip.py ... --labels FILE",
+        "model bundle '{}' has no text encoder (no [text] table in its model.toml), so labels cannot be embedded here; use labels that are in its labels.emb, or embed them where the bundle was made: tools/model/export_clip.py ... --labels FILE",
         dir.display()
     )]
     NoTextEncoder { dir: PathBuf },
@@ -207,7 +207,7 @@ pub(crate) fn load_plan(
     let found = detect_precision(&onnx_ops);
     if found == "int8-qdq" {
         return Err(mismatch(
-            "is QDQ-quantized (QuantizeLinear/DequantizeLinear pairs), which tract runs with f32 kernels, slower than fp32; re-export with tools/export_clip.py --precision int8 (dynamic MatMulInteger)".into(),
+            "is QDQ-quantized (QuantizeLinear/DequantizeLinear pairs), which tract runs with f32 kernels, slower than fp32; re-export with tools/model/export_clip.py --precision int8 (dynamic MatMulInteger)".into(),
         ));
     }
     if found != spec.precision.as_str() {

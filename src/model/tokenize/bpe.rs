@@ -24,7 +24,7 @@ use super::tables::{WORD_DIGITS, WORD_LETTERS, WORD_LITERAL_VARIANTS, WORD_SYMBO
 use super::{END_OF_TEXT, START_OF_TEXT};
 
 /// The merges CLIP uses, with the vocabulary file's header line first;
-/// written by `tools/make_text_clean_tables.py` from open_clip's copy of
+/// written by `tools/testdata/make_text_clean_tables.py` from open_clip's copy of
 /// OpenAI's `bpe_simple_vocab_16e6.txt.gz`.
 const MERGES: &str = include_str!("clip_merges.txt");
 /// Tokens before the first merge: one per byte, then one per byte ending a word.

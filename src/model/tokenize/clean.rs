@@ -8,7 +8,7 @@
 //! is cleaned differently gets other tokens and so another embedding than the
 //! one the model was trained to produce, so each step here follows the Python
 //! one, with the character tables generated from the Python objects
-//! themselves (`tables.rs`, by `tools/make_text_clean_tables.py`).
+//! themselves (`tables.rs`, by `tools/testdata/make_text_clean_tables.py`).
 //!
 //! Of `ftfy.fix_text` this does every step except the mojibake repair
 //! (`fix_encoding`: re-decoding text such as "cafÃ©" that was UTF-8 read as

@@ -2,7 +2,7 @@
 """Write tests/data/golden/tokenizer.json: OpenAI CLIP BPE tokenizations of a corpus of tricky strings,
 the reference the Rust tokenizer is tested against (exact token id equality).
 
-  tools/.venv/bin/python tools/make_tokenizer_golden.py \
+  tools/.venv/bin/python tools/testdata/make_tokenizer_golden.py \
       [--out tests/data/golden/tokenizer.json]
 
 The reference is open_clip's SimpleTokenizer() (OpenAI's BPE, vocabulary 49408, clean='lower'):
@@ -34,7 +34,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 import bundlelib as bl  # noqa: E402
 
 SEED = 20240611  # any fixed value; changing it changes every generated string
@@ -415,8 +415,8 @@ def main() -> int:
                        "ids = BPE of the regex matches of clean (no start/end tokens, untruncated); context = "
                        "[sot] + ids + [eot] cut to context_length with eot last, padded with 0. ftfy_changed: "
                        "the ftfy.TextFixerConfig fixes whose removal changes ftfy.fix_text(text) ('a+b': only "
-                       "both together). Written by tools/make_tokenizer_golden.py",
-        "command": "tools/.venv/bin/python tools/make_tokenizer_golden.py",
+                       "both together). Written by tools/testdata/make_tokenizer_golden.py",
+        "command": "tools/.venv/bin/python tools/testdata/make_tokenizer_golden.py",
         "versions": {"open_clip_torch": open_clip.__version__, "ftfy": ftfy.__version__,
                      "regex": regex.__version__, "python": platform.python_version()},
         "vocab": {"file": "open_clip/bpe_simple_vocab_16e6.txt.gz", "sha256_uncompressed": vocab_sha,

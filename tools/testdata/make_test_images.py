@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the deterministic synthetic sample images of tests/data/images/.
 
-  tools/.venv/bin/python tools/make_test_images.py [--out tests/data/images]
+  tools/.venv/bin/python tools/testdata/make_test_images.py [--out tests/data/images]
 
 Each image exercises a different preprocessing case (CLIP: shortest edge -> 224, center crop):
   landscape-640x480.png  shapes on a gradient; shrink, crop the long (horizontal) edge
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def gradient(w: int, h: int, c0, c1, vertical: bool) -> np.ndarray:

@@ -2,10 +2,10 @@
 # The inference benchmark: edgeclip (tract) against onnxruntime on the same
 # ViT-B/32-shaped bundles, in one run, reported as ratios.
 #
-#   tools/bench.sh [ITERS]        default ITERS: 20 timed runs per row
+#   tools/bench/bench.sh [ITERS]        default ITERS: 20 timed runs per row
 #
 # Makes the random-weight ViT-B/32 bundles (fp32 and int8) in
-# target/bench-bundles if they are not there (tools/make_bench_bundles.sh,
+# target/bench-bundles if they are not there (tools/bench/make_bench_bundles.sh,
 # needs the tools/.venv, about 2 minutes), builds edgeclip in release mode,
 # then times, for each bundle: preprocessing of a 640x480 frame; the image
 # encoder with and without the constant folding, on 1 and 2 threads; and
@@ -13,13 +13,13 @@
 # target/bench-results.jsonl, the table to stdout. The machine is shared and
 # noisy: compare ratios within one run, not absolute numbers across runs.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 iters=${1:-20}
 bundles=target/bench-bundles
 results=target/bench-results.jsonl
-tools/make_bench_bundles.sh "$bundles"
-PY=$(tools/venv.sh)
+tools/bench/make_bench_bundles.sh "$bundles"
+PY=$(tools/python/venv.sh)
 cargo build --release --locked --quiet
 bin=target/release/edgeclip
 
@@ -28,7 +28,7 @@ for precision in fp32 int8; do
     b=$bundles/vit-b-32-$precision
     for threads in 1 2; do
         {
-            "$PY" tools/bench_onnxruntime.py --bundle "$b" --threads "$threads" --iters "$iters"
+            "$PY" tools/bench/bench_onnxruntime.py --bundle "$b" --threads "$threads" --iters "$iters"
             "$bin" bench --model "$b" --threads "$threads" --iters "$iters"
             "$bin" bench --model "$b" --threads "$threads" --iters "$iters" --no-fold
         } >> "$results"

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Create or update the tools' virtualenv tools/.venv from tools/requirements.txt and print the path
-# of its python. Quick when already up to date: the venv records the sha256 of the requirements
-# file it was built from (tools/.venv/.requirements.sha256) and pip only runs when that changes.
+# Create or update the tools' virtualenv tools/.venv from tools/python/requirements.txt and print
+# the path of its python. Quick when already up to date: the venv records the sha256 of the
+# requirements file it was built from (tools/.venv/.requirements.sha256) and pip only runs when
+# that changes.
+# The venv sits in tools/, not here: every Python folder of tools/ (model, testdata, bench,
+# demo_model) runs in it.
 #
-#   PY=$(tools/venv.sh) && "$PY" tools/export_clip.py --help
+#   PY=$(tools/python/venv.sh) && "$PY" tools/model/export_clip.py --help
 #
 # Environment: PYTHON (interpreter to create the venv with, default python3; needs >= 3.11).
 # Everything pip prints goes to stderr; stdout is only the python path.
 set -euo pipefail
 
-tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-venv="$tools_dir/.venv"
-req="$tools_dir/requirements.txt"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+venv="$(dirname "$here")/.venv"
+req="$here/requirements.txt"
 stamp="$venv/.requirements.sha256"
 python=${PYTHON:-python3}
 

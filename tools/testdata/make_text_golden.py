@@ -2,7 +2,7 @@
 """Writes tests/data/golden/text_embeds.json: text encoder outputs from onnxruntime, the reference
 the Rust text encoder (tract) is tested against.
 
-  tools/.venv/bin/python tools/make_text_golden.py \
+  tools/.venv/bin/python tools/testdata/make_text_golden.py \
       --bundles tests/data/bundles/tiny-text models/tiny-shapes [--out tests/data/golden/text_embeds.json]
 
 For every bundle, every prompt below is tokenized by bundlelib.tokenize (open_clip's SimpleTokenizer,
@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 import bundlelib as bl  # noqa: E402
 
 # Prompts that matter to a text encoder: ordinary labels, the demo model's own vocabulary, an empty
@@ -55,8 +55,8 @@ def main(argv=None) -> int:
     out = {
         "description": "onnxruntime text_embeds (raw, not normalized) of each prompt, per bundle; "
                        "prompts tokenized by open_clip's SimpleTokenizer to 77 tokens",
-        # the bundles by name only: tools/make_test_data.sh --check writes them to a temp dir
-        "command": "tools/make_test_data.sh (tools/make_text_golden.py --bundles "
+        # the bundles by name only: tools/testdata/make_test_data.sh --check writes them to a temp dir
+        "command": "tools/testdata/make_test_data.sh (tools/testdata/make_text_golden.py --bundles "
                    + " ".join(b.name for b in args.bundles) + ")",
         "onnxruntime": ort.__version__,
         "prompts": PROMPTS,

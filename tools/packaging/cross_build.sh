@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Cross-builds the release binary for the boards: tools/cross_build.sh [TARGET...] [-- CARGO ARGS]
+# Cross-builds the release binary for the boards:
+# tools/packaging/cross_build.sh [TARGET...] [-- CARGO ARGS]
 # (default: aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf).
 # Binaries land in target/TARGET/release/edgeclip (or under $CARGO_TARGET_DIR).
 # .cargo/config.toml names each target's linker, C compiler and bindgen
@@ -11,7 +12,7 @@
 # Fail on any error, unset variable, or failure inside a pipeline.
 set -euo pipefail
 # Run from the repository root, whatever the caller's directory.
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 # Targets are the arguments before `--`; the rest are cargo's.
 targets=()
@@ -47,6 +48,6 @@ for target in "${targets[@]}"; do
     started=$SECONDS
     # The build itself; --locked: the committed Cargo.lock is what was tested.
     cargo build --locked --release --target "$target" "$@"
-    # Wall time, for the issue notes.
+    # Wall time: a cold cross build is the slow step of a release.
     echo "== $target built in $((SECONDS - started)) s"
 done

@@ -4,14 +4,14 @@
 # onnxruntime on the same text.onnx and prompts in the same run as the baseline (ratio = edgeclip /
 # onnxruntime per prompt).
 #
-#   tools/bench_embed_labels.sh [THREADS]      (default 1)
+#   tools/bench/bench_embed_labels.sh [THREADS]      (default 1)
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 threads=${1:-1}
-tools/make_bench_bundles.sh >/dev/null
+tools/bench/make_bench_bundles.sh >/dev/null
 cargo build --release --locked -q
-PY=$(tools/venv.sh)
+PY=$(tools/python/venv.sh)
 bundle=target/bench-bundles/vit-b-32-text-int8
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -31,7 +31,7 @@ done
 
 ort_line=$("$PY" - "$bundle" "$work/labels-100.txt" "$threads" <<'PYEOF'
 import sys, time, resource
-sys.path.insert(0, "tools")
+sys.path.insert(0, "tools/python")
 import bundlelib as bl
 import onnxruntime as ort
 bundle, labels_path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Packages an already-built edgeclip binary for the boards: a tarball with
-# boards/install.sh, and a .deb. tools/release.sh builds, strips and calls this
-# for each board target; call it yourself to package a binary you built.
+# boards/install.sh, and a .deb. tools/packaging/release.sh builds, strips and
+# calls this for each board target; call it yourself to package a binary you
+# built.
 #
-#   tools/package.sh --binary PATH --arch arm64|armhf --out DIR [--version V]
-#                    [--maintainer 'Name <email>'] [--any-binary] [--fast]
+#   tools/packaging/package.sh --binary PATH --arch arm64|armhf --out DIR [--version V]
+#                              [--maintainer 'Name <email>'] [--any-binary] [--fast]
 #
 # makes, in DIR:
 #   edgeclip-VERSION-ARCH.tar.gz   edgeclip-VERSION-ARCH/ with bin/edgeclip,
@@ -30,7 +31,7 @@ set -euo pipefail
 # also refuses a DEBIAN folder that is not 0755).
 umask 022
 # Run from the repository root, whatever the caller's directory.
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 # One line for the person packaging, then exit 1.
 die() {
@@ -65,7 +66,7 @@ while (($#)); do
     shift
 done
 [ -n "$binary" ] || die "--binary PATH is required (e.g. target/aarch64-unknown-linux-musl/release/edgeclip)"
-[ -f "$binary" ] || die "--binary '$binary' does not exist; build it first (tools/cross_build.sh TARGET, or tools/release.sh for everything)"
+[ -f "$binary" ] || die "--binary '$binary' does not exist; build it first (tools/packaging/cross_build.sh TARGET, or tools/packaging/release.sh for everything)"
 [ -n "$out" ] || die "--out DIR is required (e.g. target/release-packages)"
 
 # Per architecture: the ELF machine the binary must be, and what the .deb
@@ -121,8 +122,8 @@ if ((check_binary)); then
             case "$arch:$lib" in
                 armhf:libc.so.* | armhf:libm.so.* | armhf:libpthread.so.* | armhf:libdl.so.* | armhf:librt.so.* | armhf:ld-linux-armhf.so.*) ;;
                 armhf:libgcc_s.so.*) ;;
-                arm64:*) die "'$binary' loads $lib, but the arm64 package ships the static musl binary (tools/cross_build.sh aarch64-unknown-linux-musl), which loads nothing" ;;
-                *) die "'$binary' loads $lib, for which the .deb has no dependency: add its Debian package to the armhf Depends in tools/package.sh" ;;
+                arm64:*) die "'$binary' loads $lib, but the arm64 package ships the static musl binary (tools/packaging/cross_build.sh aarch64-unknown-linux-musl), which loads nothing" ;;
+                *) die "'$binary' loads $lib, for which the .deb has no dependency: add its Debian package to the armhf Depends in tools/packaging/package.sh" ;;
             esac
         done
     else
@@ -274,7 +275,7 @@ Description: zero-shot CLIP detections from a camera, published over MQTT
  This package runs it as the service edgeclip.service under its own user,
  with /etc/edgeclip/edgeclip.toml and /etc/edgeclip/labels.txt, and ships the
  small demo model tiny-shapes; a real CLIP is exported on a machine with
- internet (tools/export_clip.py in the source).
+ internet (tools/model/export_clip.py in the source).
 EOF
 # Upgrades keep the user's edits to these (dpkg asks when both changed).
 cat > "$root/DEBIAN/conffiles" <<'EOF'
@@ -398,7 +399,7 @@ chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
 chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/conffiles"
 # Every maintainer script must at least parse.
 for script in postinst prerm postrm; do
-    sh -n "$root/DEBIAN/$script" || die "DEBIAN/$script does not parse (a bug in tools/package.sh)"
+    sh -n "$root/DEBIAN/$script" || die "DEBIAN/$script does not parse (a bug in tools/packaging/package.sh)"
 done
 # Files dated like the tarball's, for the same reason.
 find "$root" -exec touch -h -d "@$epoch" {} +

@@ -22,7 +22,7 @@ The Rust test accepts 2 levels per channel for raw formats (TOLERANCE below) and
 YUV the script prints the largest difference between the reference and a direct numpy
 implementation of the same formulas, as a sanity check on the reference settings.
 
-    tools/.venv/bin/python tools/make_frame_golden.py --out tests/data/frames
+    tools/.venv/bin/python tools/testdata/make_frame_golden.py --out tests/data/frames
 """
 
 import argparse
@@ -41,7 +41,7 @@ from PIL import Image
 # (tests/convert.rs checks that it uses the same number): swscale's and our fixed-point arithmetic
 # round differently. JPEG is held to 0: the vendored decoder computes what libjpeg-turbo computes.
 TOLERANCE = 2
-REPO = pathlib.Path(__file__).resolve().parent.parent
+REPO = pathlib.Path(__file__).resolve().parents[2]
 DEMO_CLIP = REPO / "models" / "tiny-shapes" / "demo.mjpeg"
 # Bytes in a row's padding beyond the pixels: a value no correct conversion reads.
 PAD_BYTE = 0xEE
@@ -318,7 +318,7 @@ def main():
     print(f"demo clip: {len(hashes)} frames hashed")
     manifest = {
         "tolerance": TOLERANCE,
-        "generator": "tools/make_frame_golden.py",
+        "generator": "tools/testdata/make_frame_golden.py",
         "versions": {"av": av.__version__, "ffmpeg_libswscale": av.library_versions.get("libswscale"),
                      "pillow": PIL.__version__, "numpy": np.__version__},
         "cases": cases,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time a bundle's image encoder in onnxruntime, for comparison with edgeclip's tract numbers.
 
-  tools/.venv/bin/python tools/bench_onnxruntime.py --bundle DIR [--threads N] [--iters K] [--warmup W]
+  tools/.venv/bin/python tools/bench/bench_onnxruntime.py --bundle DIR [--threads N] [--iters K] [--warmup W]
 
 Runs image.onnx on one fixed random input (seed 0, N(0,1), the shape of model.toml's [image])
 with intra_op_num_threads = N and sequential execution, and prints ONE line of JSON to stdout:
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 import bundlelib as bl  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the golden files of tests/data/golden/ from the committed images and test bundles.
 
-  tools/.venv/bin/python tools/make_golden.py [--images tests/data/images] \
+  tools/.venv/bin/python tools/testdata/make_golden.py [--images tests/data/images] \
       [--bundles tests/data/bundles/tiny-fp32 tests/data/bundles/tiny-int8] \
       [--embeds-only-bundles tests/data/bundles/tiny-qop] [--out tests/data/golden]
 
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 import bundlelib as bl  # noqa: E402
 
 TRICKY_STRINGS = [
@@ -231,7 +231,7 @@ def main() -> int:
     manifest = {
         "description": "Golden files for edgeclip's tests. Raw tensors are little-endian f32, C order, "
                        "no header.",
-        "command": "tools/make_test_data.sh (or: tools/.venv/bin/python tools/make_golden.py)",
+        "command": "tools/testdata/make_test_data.sh (or: tools/.venv/bin/python tools/testdata/make_golden.py)",
         "preprocessing": pre,
         "bundles": {name: {"image_sha256": m["image"]["sha256"], "precision": m["image"]["precision"],
                            "embedding_dim": m["embedding_dim"], "in_scores_json": name in scored}

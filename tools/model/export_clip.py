@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Export a CLIP model to an edgeclip model bundle (models/FORMAT.md).
 
-  tools/.venv/bin/python tools/export_clip.py --hf openai/clip-vit-base-patch32 --precision int8 --out models/clip-vit-b32-int8
-  tools/.venv/bin/python tools/export_clip.py --open-clip MobileCLIP2-S0 --pretrained dfndr2b --out models/mobileclip2-s0-fp32
-  tools/.venv/bin/python tools/export_clip.py --random tiny --no-text --out tests/data/bundles/tiny-fp32
+  tools/.venv/bin/python tools/model/export_clip.py --hf openai/clip-vit-base-patch32 --precision int8 --out models/clip-vit-b32-int8
+  tools/.venv/bin/python tools/model/export_clip.py --open-clip MobileCLIP2-S0 --pretrained dfndr2b --out models/mobileclip2-s0-fp32
+  tools/.venv/bin/python tools/model/export_clip.py --random tiny --no-text --out tests/data/bundles/tiny-fp32
 
 The bundle gets image.onnx (pixel_values [1,3,S,S] f32 -> image_embeds [1,D], projected, not
 normalized), text.onnx (input_ids [1,77] i64 -> text_embeds [1,D]; omitted with --no-text),
 labels.txt, labels.emb (computed with the generated text.onnx in onnxruntime), model.toml and a
-README.md model card. See tools/README.md.
+README.md model card. See tools/model/README.md.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 import bundlelib as bl  # noqa: E402
 
 DEFAULT_LABELS = """\
-# Default labels of a bundle made by tools/export_clip.py (syntax: models/FORMAT.md).
+# Default labels of a bundle made by tools/model/export_clip.py (syntax: models/FORMAT.md).
 person: a photo of a person; a person standing in a room
 cat: a photo of a cat; a cat sleeping on a sofa
 dog: a photo of a dog; a dog in the garden
@@ -290,7 +290,7 @@ def load_random(config: str, seed: int) -> Source:
         logit_scale=math.exp(float(clip.logit_scale.detach())),
         embedding_dim=spec["projection_dim"],
         **hf_preprocess(proc),
-        source=f"random init (seed {seed}): tools/export_clip.py --random {config}",
+        source=f"random init (seed {seed}): tools/model/export_clip.py --random {config}",
         licence="none: random weights, no licence restrictions",
         origin=(f"Randomly initialised transformers CLIPModel, configuration `{config}` "
                 f"(torch.manual_seed({seed}) then transformers' own initialisation). It recognises nothing; "
@@ -809,7 +809,7 @@ def main(argv=None) -> int:
     for a in (sys.argv[1:] if argv is None else argv):
         p = Path(a)
         cmd_args.append(bl.rel(a) if (p.is_absolute() or os.sep in a) and (p.exists() or p.parent.exists()) else a)
-    command = "tools/.venv/bin/python tools/export_clip.py " + " ".join(shlex.quote(a) for a in cmd_args)
+    command = "tools/.venv/bin/python tools/model/export_clip.py " + " ".join(shlex.quote(a) for a in cmd_args)
     write_card(out, manifest, src, report, command, text_sha, args, labels)
     log(f"wrote {out} in {time.time() - t_start:.0f} s")
     for f in sorted(out.iterdir()):

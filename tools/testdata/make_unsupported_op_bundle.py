@@ -2,7 +2,7 @@
 """Write tests/data/bundles/unsupported-op/: a valid bundle whose image.onnx uses an operator that
 tract-onnx 0.23 does not implement (com.microsoft QLinearAdd), for the error-message test.
 
-  tools/.venv/bin/python tools/make_unsupported_op_bundle.py [--labels-from tests/data/bundles/tiny-fp32] \
+  tools/.venv/bin/python tools/testdata/make_unsupported_op_bundle.py [--labels-from tests/data/bundles/tiny-fp32] \
       [--out tests/data/bundles/unsupported-op]
 
 Graph: pixel_values [1,3,224,224] -> GlobalAveragePool -> Reshape [1,3] -> MatMul [3,32] ->
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 import bundlelib as bl  # noqa: E402
 
 D = 32
@@ -72,7 +72,7 @@ def build_model():
         [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [1, 3, 224, 224])],
         [helper.make_tensor_value_info("image_embeds", TensorProto.FLOAT, [1, D])],
         initializer=inits)
-    model = helper.make_model(graph, producer_name="edgeclip tools/make_unsupported_op_bundle.py",
+    model = helper.make_model(graph, producer_name="edgeclip tools/testdata/make_unsupported_op_bundle.py",
                               opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -109,7 +109,7 @@ def main() -> int:
         "name": "unsupported-op",
         "embedding_dim": D,
         "logit_scale": 100.0,
-        "source": "hand-built with onnx.helper by tools/make_unsupported_op_bundle.py",
+        "source": "hand-built with onnx.helper by tools/testdata/make_unsupported_op_bundle.py",
         "licence": "none: synthetic test data, no licence restrictions",
         "image": {
             "file": "image.onnx", "input": "pixel_values", "output": "image_embeds",
@@ -131,7 +131,7 @@ implement. edgeclip must refuse it with a message naming the operator. onnxrunti
   Mul, Add, Clip, Cast u8 -> QLinearAdd (com.microsoft) -> Cast f32, Sub, Mul -> image_embeds [1,{D}];
   no QuantizeLinear/DequantizeLinear, so precision "fp32" is what the graph is apart from QLinearAdd
 - labels.txt and labels.emb: copied from `{bl.rel(src)}` (D = {D}, embedded by that bundle's text encoder)
-- made by: `tools/.venv/bin/python tools/make_unsupported_op_bundle.py` (run by tools/make_test_data.sh)
+- made by: `tools/.venv/bin/python tools/testdata/make_unsupported_op_bundle.py` (run by tools/testdata/make_test_data.sh)
 - licence: none, synthetic test data
 """, encoding="utf-8")
     print(str(out))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 FORMAT_VERSION = 1
 EMB_MAGIC = b"ECLIPEMB"
