@@ -11,7 +11,7 @@
 //!
 //! Each section of the file has its own module here, holding its raw struct,
 //! its validated struct and its parser. A key that has a default is declared
-//! once, in its section, as a [`Key`] (its name and default) or a [`Number`]
+//! once, in its section, as a `Key` (its name and default) or a `Number`
 //! (also the values accepted), with its meaning and the reason for each
 //! number in the comment above; the parser reads the default and the range
 //! from there and nowhere else.

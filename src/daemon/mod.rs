@@ -8,7 +8,7 @@
 //! - labels files are watched, and SIGHUP reloads them
 //!   ([`crate::labels::watch`]);
 //! - stats are published every `mqtt.stats_interval_s` ([`stats`]);
-//! - GPIO outputs follow their camera's events ([`gpio`]), set to their
+//! - GPIO outputs follow their camera's events ([`crate::gpio`]), set to their
 //!   safe level before any camera starts and again at the end;
 //! - SIGTERM or SIGINT ([`signals`]), or every recording having ended with
 //!   `exit_when_done`, stops it: active events end and are published,

@@ -86,7 +86,7 @@ pub struct Converter {
     full: Vec<u8>,
 }
 
-/// The reduction factor for a frame: the largest of [`FACTORS`] that keeps
+/// The reduction factor for a frame: the largest of `FACTORS` that keeps
 /// the shorter side at least `min_side`, else 1.
 pub fn reduction(width: u32, height: u32, min_side: Option<u32>) -> u32 {
     let Some(min_side) = min_side else { return 1 };
