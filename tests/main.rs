@@ -29,6 +29,7 @@ mod labels_emb;
 mod labelset;
 mod matcher;
 mod mqtt;
+mod payloads;
 mod preprocess;
 mod text_encoder;
 mod tokenize;

@@ -28,10 +28,9 @@ use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde_json::{json, Value};
 
 use crate::capture::SourceSpec;
 use crate::config::{Broker, CameraConfig, Config};
@@ -46,11 +45,12 @@ use crate::model::encode::{EncoderOptions, ImageEncoder};
 use crate::pipeline::inference::InferenceOptions;
 use crate::publish::discovery::Discovery;
 use crate::publish::mqtt::{Incoming, MqttClient};
+use crate::publish::payloads::Switch;
 use crate::publish::topics::{CommandTopic, Topics};
 
 use camera::{camera_span, Camera, CameraReport, InferenceSetup};
 use publisher::Publisher;
-use stats::{rate, CounterSnapshot};
+use stats::{CameraView, StatsReporter};
 
 /// How long the main loop waits for an event before it does its periodic
 /// work; bounds how late a signal or a command is acted on.
@@ -104,8 +104,7 @@ struct Daemon {
     cameras: BTreeMap<String, Managed>,
     loaded_tx: Sender<Loaded>,
     loaded_rx: Receiver<Loaded>,
-    started: Instant,
-    last_stats: (Instant, BTreeMap<String, CounterSnapshot>),
+    stats: StatsReporter,
 }
 
 /// Runs the daemon until a signal (or the end of every recording with
@@ -185,8 +184,7 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         cameras: BTreeMap::new(),
         loaded_tx,
         loaded_rx,
-        started,
-        last_stats: (started, BTreeMap::new()),
+        stats: StatsReporter::new(&config.node, &bundle.name, started),
         config: config.clone(),
     };
     // `report_tx` lives as long as the main loop: cameras whose recordings
@@ -355,7 +353,7 @@ impl Daemon {
                 next_poll = Instant::now() + watch::POLL_INTERVAL;
                 self.poll_labels_files(reload_all);
             }
-            if self.last_stats.0.elapsed() >= self.config.mqtt.stats_interval {
+            if self.stats.since_last() >= self.config.mqtt.stats_interval {
                 self.publish_stats();
             }
         }
@@ -473,13 +471,13 @@ impl Daemon {
         match command {
             CommandTopic::Enabled { .. } => {
                 let text = String::from_utf8_lossy(&msg.payload);
-                let enabled = match text.trim().to_ascii_lowercase().as_str() {
-                    "on" | "true" | "1" => true,
-                    "off" | "false" | "0" => false,
-                    other => {
+                let enabled = match Switch::from_command(&text) {
+                    Some(switch) => switch == Switch::On,
+                    None => {
                         tracing::warn!(
-                            "MQTT command on '{}': '{other}' is not a switch value; accepted: ON or OFF",
-                            msg.topic
+                            "MQTT command on '{}': '{}' is not a switch value; accepted: ON or OFF",
+                            msg.topic,
+                            text.trim().to_ascii_lowercase()
                         );
                         return;
                     }
@@ -511,77 +509,15 @@ impl Daemon {
     }
 
     fn publish_stats(&mut self) {
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.last_stats.0);
-        let m = self.mqtt.stats();
-        let mut cameras = serde_json::Map::new();
-        let mut snapshots = BTreeMap::new();
-        for (name, c) in &self.cameras {
-            let s = &c.camera.shared;
-            let counts = s.counters.snapshot();
-            let before = self.last_stats.1.get(name).copied().unwrap_or_default();
-            let latency = s.latencies.lock().unwrap_or_else(|e| e.into_inner()).take_json();
-            let labels = s.labels();
-            cameras.insert(
-                name.clone(),
-                json!({
-                    "enabled": s.enabled.load(Ordering::Relaxed),
-                    "running": !c.finished,
-                    "source": s.source,
-                    "labels": labels.detector.len(),
-                    "labels_from": labels.origin.to_string(),
-                    "active": *s.active.lock().unwrap_or_else(|e| e.into_inner()),
-                    "fps": {
-                        "captured": rate(counts.captured, before.captured, elapsed),
-                        "inferred": rate(counts.inferred, before.inferred, elapsed),
-                    },
-                    "frames": {
-                        "captured": counts.captured,
-                        "inferred": counts.inferred,
-                        "dropped": s.slot.dropped(),
-                        "motion_skipped": counts.motion_skipped,
-                        "input_skipped": counts.input_skipped,
-                        "rate_skipped": counts.rate_skipped,
-                        "disabled_skipped": counts.disabled_skipped,
-                        "corrupt": counts.corrupt,
-                        "source_errors": counts.source_errors,
-                    },
-                    "latency": latency,
-                }),
-            );
-            if !c.gpio_outputs.is_empty() || c.config.input.is_some() {
-                let outputs: Vec<Value> = c
-                    .gpio_outputs
-                    .iter()
-                    .map(
-                        |o| json!({"line": o.config().line.to_string(), "active": o.is_active(), "errors": o.errors()}),
-                    )
-                    .collect();
-                let input =
-                    c.config.input.as_ref().map(|i| json!({"line": i.line.to_string(), "errors": counts.input_errors}));
-                cameras[name]["gpio"] = json!({"outputs": outputs, "input": input});
-            }
-            snapshots.insert(name.clone(), counts);
-        }
-        let stats: Value = json!({
-            "node": self.config.node,
-            "model": self.bundle.name,
-            "version": env!("CARGO_PKG_VERSION"),
-            "time": publisher::rfc3339(SystemTime::now()),
-            "uptime_s": self.started.elapsed().as_secs(),
-            "interval_s": (elapsed.as_secs_f64() * 10.0).round() / 10.0,
-            "mqtt": {
-                "connected": m.connected,
-                "queued": m.queued,
-                "overflowed": m.overflowed,
-                "published": m.published,
-                "reconnects": m.reconnects,
-                "last_error": m.last_error,
-            },
-            "cameras": cameras,
+        let cameras = self.cameras.iter().map(|(name, c)| CameraView {
+            name,
+            shared: &c.camera.shared,
+            running: !c.finished,
+            outputs: &c.gpio_outputs,
+            input: c.config.input.as_ref(),
         });
+        let stats = self.stats.report(&self.mqtt.stats(), cameras);
         self.publisher.stats(&self.mqtt, &stats);
-        self.last_stats = (now, snapshots);
     }
 
     /// Ends every camera (their last events are published), publishes the

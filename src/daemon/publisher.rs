@@ -1,8 +1,9 @@
-//! What the daemon says over MQTT, built in one place: event JSON, label
+//! What the daemon says over MQTT, sent from one place: events, label
 //! states and snapshots, the camera's enabled state, Home Assistant
-//! discovery as labels come and go, and the stats message. The MQTT client
-//! (`publish::mqtt`) queues and delivers; this module only decides what to
-//! send.
+//! discovery as labels come and go, and the stats message (built by
+//! [`super::stats`]). The payloads are the types of `publish::payloads`;
+//! the MQTT client (`publish::mqtt`) queues and delivers; this module
+//! decides what to send, when, and on which topic.
 //!
 //! Retained topics (states, snapshots, discovery, enabled) are what a
 //! subscriber that connects later sees, so a removed label's retained
@@ -12,11 +13,10 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
-use serde_json::{json, Value};
-
 use crate::pipeline::detect::{EndReason, Event, EventKind};
 use crate::publish::discovery::Discovery;
 use crate::publish::mqtt::{Message, MqttClient};
+use crate::publish::payloads::{to_json, EventEndReason, EventPayload, Stats, Switch, Timestamp, CLEARED};
 use crate::publish::topics::Topics;
 
 pub struct Publisher {
@@ -26,20 +26,6 @@ pub struct Publisher {
     model: String,
     /// Where `print_events` lines go (stdout), if anywhere.
     print: Option<Box<dyn Write + Send>>,
-}
-
-/// RFC 3339 in UTC with milliseconds, as Home Assistant and people read it.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-fn reason_name(r: EndReason) -> &'static str {
-    match r {
-        EndReason::Gone => "gone",
-        EndReason::MaxDuration => "max_duration",
-        EndReason::LabelRemoved => "label_removed",
-        EndReason::Stopped => "stopped",
-    }
 }
 
 /// Seconds with millisecond resolution, for JSON.
@@ -63,27 +49,30 @@ impl Publisher {
         Publisher { topics, discovery, node: node.to_string(), model: model.to_string(), print }
     }
 
-    /// The JSON of one event on `<camera>/events`.
-    pub fn event_json(&self, camera: &str, e: &Event, frame_time: SystemTime) -> Value {
-        let mut v = json!({
-            "type": match e.kind { EventKind::Start => "start", EventKind::End => "end" },
-            "node": self.node,
-            "camera": camera,
-            "label": e.label,
-            "score": score(e.score),
-            "peak": score(e.peak),
-            "start_time": rfc3339(e.started),
-            "duration_s": secs(e.duration),
-            "frame": e.frame,
-            "start_frame": e.start_frame,
-            "frame_time": rfc3339(frame_time),
-            "model": self.model,
-        });
-        match e.kind {
-            EventKind::Start => v["snapshot_topic"] = json!(self.topics.snapshot(camera, &e.label)),
-            EventKind::End => v["reason"] = json!(e.reason.map(reason_name)),
+    /// The payload of one event on `<camera>/events`.
+    pub fn event_payload(&self, camera: &str, e: &Event, frame_time: SystemTime) -> EventPayload {
+        EventPayload {
+            camera: camera.to_string(),
+            duration_s: secs(e.duration),
+            frame: e.frame,
+            frame_time: Timestamp(frame_time),
+            label: e.label.clone(),
+            model: self.model.clone(),
+            node: self.node.clone(),
+            peak: score(e.peak),
+            reason: match e.kind {
+                EventKind::Start => None,
+                EventKind::End => e.reason.map(EventEndReason::from),
+            },
+            score: score(e.score),
+            snapshot_topic: match e.kind {
+                EventKind::Start => Some(self.topics.snapshot(camera, &e.label)),
+                EventKind::End => None,
+            },
+            start_frame: e.start_frame,
+            start_time: Timestamp(e.started),
+            kind: e.kind.into(),
         }
-        v
     }
 
     /// One event: its JSON (QoS 1, in order), the label's retained state,
@@ -97,36 +86,40 @@ impl Publisher {
         snapshot: Option<&[u8]>,
         frame_time: SystemTime,
     ) {
-        let json = self.event_json(camera, e, frame_time);
+        let json = to_json(&self.event_payload(camera, e, frame_time));
         if e.kind == EventKind::Start {
             if let Some(jpeg) = snapshot {
                 mqtt.publish(Message::retained(self.topics.snapshot(camera, &e.label), jpeg.to_vec()));
             }
         }
-        mqtt.publish(Message::event(self.topics.events(camera), json.to_string().into_bytes()));
+        mqtt.publish(Message::event(self.topics.events(camera), json));
         // A removed label's retained state was cleared when its label set
         // changed (`labels_changed`); its ending event must not bring an
         // OFF back.
         let state: &[u8] = match (e.kind, e.reason) {
-            (EventKind::Start, _) => b"ON",
-            (EventKind::End, Some(EndReason::LabelRemoved)) => b"",
-            (EventKind::End, _) => b"OFF",
+            (EventKind::Start, _) => Switch::On.payload(),
+            (EventKind::End, Some(EndReason::LabelRemoved)) => CLEARED,
+            (EventKind::End, _) => Switch::Off.payload(),
         };
         mqtt.publish(Message::retained(self.topics.state(camera, &e.label), state.to_vec()));
         if let Some(out) = &mut self.print {
             let line = match e.kind {
-                EventKind::Start => {
-                    format!("{} {camera} start {} score {:.3} frame {}", rfc3339(frame_time), e.label, e.score, e.frame)
-                }
+                EventKind::Start => format!(
+                    "{} {camera} start {} score {:.3} frame {}",
+                    Timestamp(frame_time),
+                    e.label,
+                    e.score,
+                    e.frame
+                ),
                 EventKind::End => format!(
                     "{} {camera} end   {} after {:.1} s (frames {}-{}, peak {:.3}, {})",
-                    rfc3339(frame_time),
+                    Timestamp(frame_time),
                     e.label,
                     e.duration.as_secs_f64(),
                     e.start_frame,
                     e.frame,
                     e.peak,
-                    e.reason.map(reason_name).unwrap_or("")
+                    e.reason.map(|r| EventEndReason::from(r).as_str()).unwrap_or("")
                 ),
             };
             // Stdout closed (piped into `head`) is not a reason to stop.
@@ -146,10 +139,10 @@ impl Publisher {
         new: &[&str],
     ) {
         for removed in old.filter(|o| !new.contains(o)) {
-            mqtt.publish(Message::retained(self.topics.state(camera, removed), Vec::new()));
-            mqtt.publish(Message::retained(self.topics.snapshot(camera, removed), Vec::new()));
+            mqtt.publish(Message::retained(self.topics.state(camera, removed), CLEARED.to_vec()));
+            mqtt.publish(Message::retained(self.topics.snapshot(camera, removed), CLEARED.to_vec()));
             if let Some(d) = &self.discovery {
-                mqtt.publish(Message::retained(d.config_topic(camera, removed), Vec::new()));
+                mqtt.publish(Message::retained(d.config_topic(camera, removed), CLEARED.to_vec()));
             }
         }
         self.discovery_for(mqtt, camera, new.iter().copied());
@@ -160,10 +153,7 @@ impl Publisher {
     pub fn discovery_for<'a>(&self, mqtt: &MqttClient, camera: &str, labels: impl Iterator<Item = &'a str>) {
         let Some(d) = &self.discovery else { return };
         for label in labels {
-            mqtt.publish(Message::retained(
-                d.config_topic(camera, label),
-                d.binary_sensor(camera, label).to_string().into_bytes(),
-            ));
+            mqtt.publish(Message::retained(d.config_topic(camera, label), to_json(&d.binary_sensor(camera, label))));
         }
     }
 
@@ -171,27 +161,32 @@ impl Publisher {
     /// whatever a previous run left retained).
     pub fn all_off<'a>(&self, mqtt: &MqttClient, camera: &str, labels: impl Iterator<Item = &'a str>) {
         for label in labels {
-            mqtt.publish(Message::retained(self.topics.state(camera, label), b"OFF".to_vec()));
+            mqtt.publish(Message::retained(self.topics.state(camera, label), Switch::Off.payload().to_vec()));
         }
     }
 
+    /// The camera's enabled state (retained).
     pub fn enabled(&self, mqtt: &MqttClient, camera: &str, enabled: bool) {
-        let payload = if enabled { "ON" } else { "OFF" };
-        mqtt.publish(Message::retained(self.topics.enabled(camera), payload.into()));
+        mqtt.publish(Message::retained(self.topics.enabled(camera), Switch::from(enabled).payload().to_vec()));
     }
 
-    pub fn stats(&self, mqtt: &MqttClient, stats: &Value) {
-        mqtt.publish(Message::latest(self.topics.stats(), stats.to_string().into_bytes()));
+    /// The stats message (QoS 0, only the newest kept while waiting).
+    pub fn stats(&self, mqtt: &MqttClient, stats: &Stats) {
+        mqtt.publish(Message::latest(self.topics.stats(), to_json(stats)));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
-    #[test]
-    fn event_json_carries_what_a_consumer_needs() {
-        let p = Publisher::new(Topics::new("edgeclip", "garage"), None, "garage", "tiny-shapes", None);
+    /// The event's payload as a consumer parses it.
+    fn event_json(p: &Publisher, camera: &str, e: &Event, frame_time: SystemTime) -> Value {
+        serde_json::from_slice(&to_json(&p.event_payload(camera, e, frame_time))).unwrap()
+    }
+
+    fn start_and_end() -> (Event, Event) {
         let started = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
         let start = Event {
             kind: EventKind::Start,
@@ -204,7 +199,23 @@ mod tests {
             duration: Duration::ZERO,
             reason: None,
         };
-        let j = p.event_json("front", &start, started);
+        let end = Event {
+            kind: EventKind::End,
+            frame: 70,
+            duration: Duration::from_millis(2900),
+            reason: Some(EndReason::Gone),
+            score: 0.1,
+            ..start.clone()
+        };
+        (start, end)
+    }
+
+    #[test]
+    fn event_json_carries_what_a_consumer_needs() {
+        let p = Publisher::new(Topics::new("edgeclip", "garage"), None, "garage", "tiny-shapes", None);
+        let (start, end) = start_and_end();
+        let started = start.started;
+        let j = event_json(&p, "front", &start, started);
         assert_eq!(j["type"], "start");
         assert_eq!(
             (j["node"].as_str(), j["camera"].as_str(), j["label"].as_str()),
@@ -215,20 +226,36 @@ mod tests {
         assert_eq!(j["snapshot_topic"], "edgeclip/garage/front/delivery van/snapshot");
         assert_eq!(j["model"], "tiny-shapes");
         assert!(j.get("reason").is_none());
-        let end = Event {
-            kind: EventKind::End,
-            frame: 70,
-            duration: Duration::from_millis(2900),
-            reason: Some(EndReason::Gone),
-            score: 0.1,
-            ..start
-        };
-        let j = p.event_json("front", &end, started + Duration::from_millis(2900));
+        let j = event_json(&p, "front", &end, started + Duration::from_millis(2900));
         assert_eq!((j["type"].as_str(), j["reason"].as_str()), (Some("end"), Some("gone")));
         assert_eq!(
             (j["frame"].as_u64(), j["start_frame"].as_u64(), j["duration_s"].as_f64()),
             (Some(70), Some(41), Some(2.9))
         );
         assert!(j.get("snapshot_topic").is_none());
+    }
+
+    #[test]
+    fn events_serialize_exactly() {
+        let p = Publisher::new(Topics::new("edgeclip", "garage"), None, "garage", "tiny-shapes", None);
+        let (start, end) = start_and_end();
+        let text = |e: &Event, t: SystemTime| String::from_utf8(to_json(&p.event_payload("front", e, t))).unwrap();
+        assert_eq!(
+            text(&start, start.started),
+            concat!(
+                r#"{"camera":"front","duration_s":0.0,"frame":41,"frame_time":"2023-11-14T22:13:20.123Z","#,
+                r#""label":"delivery van","model":"tiny-shapes","node":"garage","peak":0.9123,"score":0.9123,"#,
+                r#""snapshot_topic":"edgeclip/garage/front/delivery van/snapshot","start_frame":41,"#,
+                r#""start_time":"2023-11-14T22:13:20.123Z","type":"start"}"#
+            )
+        );
+        assert_eq!(
+            text(&end, start.started + Duration::from_millis(2900)),
+            concat!(
+                r#"{"camera":"front","duration_s":2.9,"frame":70,"frame_time":"2023-11-14T22:13:23.023Z","#,
+                r#""label":"delivery van","model":"tiny-shapes","node":"garage","peak":0.9123,"reason":"gone","#,
+                r#""score":0.1,"start_frame":41,"start_time":"2023-11-14T22:13:20.123Z","type":"end"}"#
+            )
+        );
     }
 }

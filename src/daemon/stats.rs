@@ -3,14 +3,24 @@
 //!
 //! Each camera's threads bump lock-free counters ([`CameraCounters`]) and
 //! record per-stage latencies into fixed-size windows ([`Latencies`], no
-//! allocation once built); the main loop turns both into the JSON published
-//! on `<prefix>/<node>/stats` every `mqtt.stats_interval_s`, rates computed
-//! from the difference with the previous report.
+//! allocation once built); every `mqtt.stats_interval_s` the main loop has
+//! a [`StatsReporter`] turn both, with the MQTT client's counts and each
+//! camera's GPIO lines, into the [`Stats`] message published on
+//! `<prefix>/<node>/stats`, rates computed from the difference with the
+//! previous report.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{json, Value};
+use super::camera::CameraShared;
+use crate::gpio::output::EventOutput;
+use crate::gpio::{AnyOutputPin, InputConfig};
+use crate::publish::mqtt::MqttStats;
+use crate::publish::payloads::{
+    CameraStats, FrameCounts, FrameRates, GpioInputStats, GpioOutputStats, GpioStats, LatencyStats, MqttClientStats,
+    StageLatencies, Stats, Timestamp,
+};
 
 /// Samples a latency window keeps between two reports. At 30 inferences a
 /// second and a 60 s interval this is every sample; beyond it the window
@@ -143,18 +153,19 @@ pub struct Latencies {
 }
 
 impl Latencies {
-    pub fn take_json(&mut self) -> Value {
+    /// Each stage's summary since the last call, which empties the windows.
+    pub fn take_stats(&mut self) -> StageLatencies {
         let stage = |w: &mut Window| {
             let s = w.take();
-            json!({ "count": s.count, "p50_ms": round2(s.p50), "p99_ms": round2(s.p99), "max_ms": round2(s.max) })
+            LatencyStats { count: s.count, max_ms: round2(s.max), p50_ms: round2(s.p50), p99_ms: round2(s.p99) }
         };
-        json!({
-            "decode": stage(&mut self.decode),
-            "preprocess": stage(&mut self.preprocess),
-            "encode": stage(&mut self.encode),
-            "match": stage(&mut self.matching),
-            "frame_to_publish": stage(&mut self.frame_to_publish),
-        })
+        StageLatencies {
+            decode: stage(&mut self.decode),
+            encode: stage(&mut self.encode),
+            frame_to_publish: stage(&mut self.frame_to_publish),
+            matching: stage(&mut self.matching),
+            preprocess: stage(&mut self.preprocess),
+        }
     }
 }
 
@@ -170,6 +181,128 @@ pub fn rate(now: u64, before: u64, elapsed: Duration) -> f64 {
         return 0.0;
     }
     ((now.saturating_sub(before)) as f64 / secs * 100.0).round() / 100.0
+}
+
+/// One camera as a stats message sees it.
+pub struct CameraView<'a> {
+    pub name: &'a str,
+    pub shared: &'a CameraShared,
+    /// Its inference thread has not ended.
+    pub running: bool,
+    pub outputs: &'a [EventOutput<AnyOutputPin>],
+    pub input: Option<&'a InputConfig>,
+}
+
+/// Builds the stats messages, and keeps what the next one's rates are
+/// computed from: when the last one was built and each camera's counters
+/// then.
+#[derive(Debug)]
+pub struct StatsReporter {
+    node: String,
+    model: String,
+    started: Instant,
+    last: Instant,
+    counters: BTreeMap<String, CounterSnapshot>,
+}
+
+impl StatsReporter {
+    /// For a daemon that started at `started`, which is also where the first
+    /// interval begins.
+    pub fn new(node: &str, model: &str, started: Instant) -> StatsReporter {
+        StatsReporter {
+            node: node.to_string(),
+            model: model.to_string(),
+            started,
+            last: started,
+            counters: BTreeMap::new(),
+        }
+    }
+
+    /// Time since the last message was built (or since the start).
+    pub fn since_last(&self) -> Duration {
+        self.last.elapsed()
+    }
+
+    /// The message for now: counts since start, rates and latencies since
+    /// the last message (whose latency windows it empties).
+    pub fn report<'a>(&mut self, mqtt: &MqttStats, cameras: impl IntoIterator<Item = CameraView<'a>>) -> Stats {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last);
+        let mut stats = BTreeMap::new();
+        let mut snapshots = BTreeMap::new();
+        for camera in cameras {
+            let counts = camera.shared.counters.snapshot();
+            let before = self.counters.get(camera.name).copied().unwrap_or_default();
+            stats.insert(camera.name.to_string(), camera_stats(&camera, &counts, &before, elapsed));
+            snapshots.insert(camera.name.to_string(), counts);
+        }
+        let message = Stats {
+            cameras: stats,
+            // Tenths of a second: the interval is a timer's, seconds long.
+            interval_s: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
+            model: self.model.clone(),
+            mqtt: MqttClientStats {
+                connected: mqtt.connected,
+                last_error: mqtt.last_error.clone(),
+                overflowed: mqtt.overflowed,
+                published: mqtt.published,
+                queued: mqtt.queued,
+                reconnects: mqtt.reconnects,
+            },
+            node: self.node.clone(),
+            time: Timestamp(SystemTime::now()),
+            uptime_s: self.started.elapsed().as_secs(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        self.last = now;
+        self.counters = snapshots;
+        message
+    }
+}
+
+/// One camera's part of a stats message; `before` is its counters at the
+/// last message, `elapsed` ago.
+fn camera_stats(
+    camera: &CameraView<'_>,
+    counts: &CounterSnapshot,
+    before: &CounterSnapshot,
+    elapsed: Duration,
+) -> CameraStats {
+    let s = camera.shared;
+    let labels = s.labels();
+    let gpio = (!camera.outputs.is_empty() || camera.input.is_some()).then(|| GpioStats {
+        input: camera.input.map(|i| GpioInputStats { errors: counts.input_errors, line: i.line.to_string() }),
+        outputs: camera
+            .outputs
+            .iter()
+            .map(|o| GpioOutputStats { active: o.is_active(), errors: o.errors(), line: o.config().line.to_string() })
+            .collect(),
+    });
+    CameraStats {
+        active: s.active.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        enabled: s.enabled.load(Ordering::Relaxed),
+        fps: FrameRates {
+            captured: rate(counts.captured, before.captured, elapsed),
+            inferred: rate(counts.inferred, before.inferred, elapsed),
+        },
+        frames: FrameCounts {
+            captured: counts.captured,
+            corrupt: counts.corrupt,
+            disabled_skipped: counts.disabled_skipped,
+            dropped: s.slot.dropped(),
+            inferred: counts.inferred,
+            input_skipped: counts.input_skipped,
+            motion_skipped: counts.motion_skipped,
+            rate_skipped: counts.rate_skipped,
+            source_errors: counts.source_errors,
+        },
+        gpio,
+        labels: labels.detector.len(),
+        labels_from: labels.origin.to_string(),
+        latency: s.latencies.lock().unwrap_or_else(|e| e.into_inner()).take_stats(),
+        running: camera.running,
+        source: s.source.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -199,6 +332,17 @@ mod tests {
         assert_eq!(s.count, WINDOW_SAMPLES as u64 + 1);
         assert_eq!(s.max, 500.0);
         assert_eq!(s.p99, 1.0);
+    }
+
+    #[test]
+    fn stage_latencies_are_milliseconds_to_the_hundredth() {
+        let mut l = Latencies::default();
+        l.encode.record(Duration::from_micros(180_523));
+        l.encode.record(Duration::from_micros(12_341));
+        let s = l.take_stats();
+        assert_eq!(s.encode, LatencyStats { count: 2, max_ms: 180.52, p50_ms: 12.34, p99_ms: 180.52 });
+        assert_eq!(s.matching, LatencyStats { count: 0, max_ms: 0.0, p50_ms: 0.0, p99_ms: 0.0 });
+        assert_eq!(l.take_stats().encode.count, 0, "taking empties the windows");
     }
 
     #[test]

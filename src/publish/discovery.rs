@@ -10,10 +10,10 @@
 //! published again. The payload carries what Home Assistant requires for a
 //! discovered entity to work and survive restarts: a `unique_id`, the
 //! `device` it belongs to, the `state_topic` with its `payload_on` and
-//! `payload_off`, and the availability topic with its payloads.
+//! `payload_off`, and the availability topic with its payloads
+//! ([`DiscoveryConfig`]).
 
-use serde_json::{json, Value};
-
+use super::payloads::{Availability, DiscoveryConfig, DiscoveryDevice, DiscoveryOrigin, Switch};
 use super::topics::{slug, Topics};
 
 /// The version Home Assistant shows for the device.
@@ -44,38 +44,38 @@ impl Discovery {
         format!("{}/binary_sensor/{}/{}_{}/config", self.prefix, slug(&self.node), slug(camera), slug(label))
     }
 
-    fn device(&self) -> Value {
-        json!({
-            "identifiers": [format!("edgeclip_{}", slug(&self.node))],
-            "name": format!("edgeclip {}", self.node),
-            "manufacturer": "edgeclip",
-            "model": self.model,
-            "sw_version": SW_VERSION,
-        })
+    fn device(&self) -> DiscoveryDevice {
+        DiscoveryDevice {
+            identifiers: vec![format!("edgeclip_{}", slug(&self.node))],
+            manufacturer: "edgeclip".to_string(),
+            model: self.model.clone(),
+            name: format!("edgeclip {}", self.node),
+            sw_version: SW_VERSION.to_string(),
+        }
     }
 
     /// The config payload of a camera's label sensor.
-    pub fn binary_sensor(&self, camera: &str, label: &str) -> Value {
-        let id = format!("edgeclip_{}_{}_{}", slug(&self.node), slug(camera), slug(label));
-        json!({
-            "name": format!("{camera} {label}"),
-            "unique_id": id,
-            "state_topic": self.topics.state(camera, label),
-            "payload_on": "ON",
-            "payload_off": "OFF",
-            "availability_topic": self.topics.availability(),
-            "payload_available": "online",
-            "payload_not_available": "offline",
-            "qos": 1,
-            "device": self.device(),
-            "origin": { "name": "edgeclip", "sw_version": SW_VERSION },
-        })
+    pub fn binary_sensor(&self, camera: &str, label: &str) -> DiscoveryConfig {
+        DiscoveryConfig {
+            availability_topic: self.topics.availability(),
+            device: self.device(),
+            name: format!("{camera} {label}"),
+            origin: DiscoveryOrigin { name: "edgeclip".to_string(), sw_version: SW_VERSION.to_string() },
+            payload_available: Availability::Online,
+            payload_not_available: Availability::Offline,
+            payload_off: Switch::Off,
+            payload_on: Switch::On,
+            qos: 1,
+            state_topic: self.topics.state(camera, label),
+            unique_id: format!("edgeclip_{}_{}_{}", slug(&self.node), slug(camera), slug(label)),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::publish::payloads::to_json;
 
     #[test]
     fn a_label_sensor_has_what_home_assistant_requires() {
@@ -84,7 +84,7 @@ mod tests {
             d.config_topic("front", "Delivery van"),
             "homeassistant/binary_sensor/garage/front_delivery_van/config"
         );
-        let c = d.binary_sensor("front", "Delivery van");
+        let c: serde_json::Value = serde_json::from_slice(&to_json(&d.binary_sensor("front", "Delivery van"))).unwrap();
         assert_eq!(c["unique_id"], "edgeclip_garage_front_delivery_van");
         assert_eq!(c["state_topic"], "edgeclip/garage/front/Delivery van/state");
         assert_eq!((c["payload_on"].as_str(), c["payload_off"].as_str()), (Some("ON"), Some("OFF")));
@@ -92,5 +92,24 @@ mod tests {
         assert_eq!(c["device"]["identifiers"][0], "edgeclip_garage");
         assert_eq!(c["device"]["name"], "edgeclip garage");
         assert_eq!(d.status_topic(), "homeassistant/status");
+    }
+
+    #[test]
+    fn a_label_sensor_serializes_exactly() {
+        let d = Discovery::new("homeassistant", "garage", "tiny-shapes", Topics::new("edgeclip", "garage"));
+        let text = String::from_utf8(to_json(&d.binary_sensor("front", "Delivery van"))).unwrap();
+        let expected = format!(
+            concat!(
+                r#"{{"availability_topic":"edgeclip/garage/availability","#,
+                r#""device":{{"identifiers":["edgeclip_garage"],"manufacturer":"edgeclip","model":"tiny-shapes","#,
+                r#""name":"edgeclip garage","sw_version":"{v}"}},"#,
+                r#""name":"front Delivery van","origin":{{"name":"edgeclip","sw_version":"{v}"}},"#,
+                r#""payload_available":"online","payload_not_available":"offline","payload_off":"OFF","#,
+                r#""payload_on":"ON","qos":1,"state_topic":"edgeclip/garage/front/Delivery van/state","#,
+                r#""unique_id":"edgeclip_garage_front_delivery_van"}}"#
+            ),
+            v = SW_VERSION
+        );
+        assert_eq!(text, expected);
     }
 }

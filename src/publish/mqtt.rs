@@ -66,6 +66,7 @@ use rumqttc::{
 };
 
 use crate::config::{Broker, MqttConfig};
+use crate::publish::payloads::Availability;
 
 /// The largest MQTT packet we send or accept. Snapshots are JPEGs of a few
 /// MB at most (a 4K frame at high quality is about 3 MB); rumqttc's default
@@ -115,8 +116,8 @@ const INCOMING_CAPACITY: usize = 64;
 pub const OVERFLOW_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Payloads of the availability topic.
-const ONLINE: &[u8] = b"online";
-const OFFLINE: &[u8] = b"offline";
+const ONLINE: &[u8] = Availability::Online.payload();
+const OFFLINE: &[u8] = Availability::Offline.payload();
 
 /// One message to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
