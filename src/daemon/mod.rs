@@ -3,7 +3,8 @@
 //! with `broker = "embedded"`, a broker), and then runs the main loop on the
 //! calling thread:
 //!
-//! - events from the inference threads become MQTT messages ([`publisher`]);
+//! - events from the inference threads become MQTT messages
+//!   ([`crate::publish::publisher`]);
 //! - command topics switch cameras on and off and replace their labels;
 //! - labels files are watched, and SIGHUP reloads them
 //!   ([`crate::labels::watch`]);
@@ -19,7 +20,6 @@
 //! queues, and label sets are embedded on threads of their own.
 
 pub mod camera;
-pub mod publisher;
 pub mod signals;
 pub mod stats;
 
@@ -46,10 +46,10 @@ use crate::pipeline::inference::InferenceOptions;
 use crate::publish::discovery::Discovery;
 use crate::publish::mqtt::{Incoming, MqttClient};
 use crate::publish::payloads::Switch;
+use crate::publish::publisher::Publisher;
 use crate::publish::topics::{CommandTopic, Topics};
 
 use camera::{camera_span, Camera, CameraReport, InferenceSetup};
-use publisher::Publisher;
 use stats::{CameraView, StatsReporter};
 
 /// How long the main loop waits for an event before it does its periodic

@@ -1,4 +1,6 @@
-//! Publishing over MQTT: the topics edgeclip uses ([`topics`]), every
+//! Publishing over MQTT: what the daemon says and when ([`publisher`]:
+//! events, states, snapshots, discovery, stats), the topics edgeclip uses
+//! ([`topics`]), every
 //! payload it publishes, as types ([`payloads`], documented in
 //! docs/mqtt.md), Home Assistant's discovery messages ([`discovery`]), the
 //! client that delivers them ([`mqtt`]: one thread around rumqttc, with a
@@ -11,4 +13,5 @@ pub mod broker;
 pub mod discovery;
 pub mod mqtt;
 pub mod payloads;
+pub mod publisher;
 pub mod topics;

@@ -13,7 +13,7 @@
 //! The fields of each struct are declared in alphabetical order, which is
 //! the order of the keys on the wire: it is the order the messages have
 //! always had, and a consumer that compares payloads as text keeps working.
-//! The daemon assembles them: [`crate::daemon::publisher`] (events,
+//! The daemon assembles them: [`super::publisher`] (events,
 //! states), [`crate::daemon::stats`] (stats) and [`super::discovery`].
 
 use std::collections::BTreeMap;

@@ -1,8 +1,8 @@
 //! What the daemon says over MQTT, sent from one place: events, label
 //! states and snapshots, the camera's enabled state, Home Assistant
 //! discovery as labels come and go, and the stats message (built by
-//! [`super::stats`]). The payloads are the types of `publish::payloads`;
-//! the MQTT client (`publish::mqtt`) queues and delivers; this module
+//! [`crate::daemon::stats`]). The payloads are the types of [`super::payloads`];
+//! the MQTT client ([`super::mqtt`]) queues and delivers; this module
 //! decides what to send, when, and on which topic.
 //!
 //! Retained topics (states, snapshots, discovery, enabled) are what a
@@ -13,11 +13,11 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
+use super::discovery::Discovery;
+use super::mqtt::{Message, MqttClient};
+use super::payloads::{to_json, EventEndReason, EventPayload, Stats, Switch, Timestamp, CLEARED};
+use super::topics::Topics;
 use crate::pipeline::detect::{EndReason, Event, EventKind};
-use crate::publish::discovery::Discovery;
-use crate::publish::mqtt::{Message, MqttClient};
-use crate::publish::payloads::{to_json, EventEndReason, EventPayload, Stats, Switch, Timestamp, CLEARED};
-use crate::publish::topics::Topics;
 
 pub struct Publisher {
     pub topics: Topics,
