@@ -35,7 +35,8 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// The repository's limit for the bundled model (the brief: "stays under 16 MB").
+/// The repository's limit for the bundled model, which is committed and
+/// shipped in every package: under 16 MB.
 const BUNDLE_LIMIT_BYTES: u64 = 16_000_000;
 
 #[test]

@@ -8,8 +8,8 @@ use edgeclip::encode::{EncoderOptions, ImageEncoder};
 
 use crate::util::{bundle_dir, cosine, golden_dir, golden_images, max_abs_diff, read_f32};
 
-/// Cosine to onnxruntime's embedding that each precision must reach (the
-/// issue's bar: int8 kernels may round differently from onnxruntime's).
+/// Cosine to onnxruntime's embedding that each precision must reach (lower
+/// for int8: its kernels may round differently from onnxruntime's).
 /// tiny-int8 is dynamic int8 (MatMulInteger), tiny-qop static QOperator
 /// int8 (QLinearMatMul/QLinearConv).
 const MIN_COSINE: &[(&str, f32)] = &[("tiny-fp32", 0.9999), ("tiny-int8", 0.999), ("tiny-qop", 0.999)];

@@ -10,8 +10,8 @@ use crate::util::{bundle_dir, data_dir, golden_dir, golden_images, max_abs_diff,
 /// Largest difference allowed from transformers' Pillow-backed processor, in
 /// normalized units. The resampler reproduces Pillow's integer arithmetic and
 /// the lookup table its float arithmetic, so the tensors are bit-identical
-/// (measured: 0 on every golden image). The bar was 0.02, a bit more
-/// than one 8-bit level (1/255/std ≈ 0.015); any drift now fails.
+/// (measured: 0 on every golden image). A looser bar, 0.02, would be a bit
+/// more than one 8-bit level (1/255/std ≈ 0.015); any drift now fails.
 const TOLERANCE: f32 = 0.0;
 
 #[test]

@@ -162,9 +162,9 @@ pub fn emulated() -> bool {
 const EMULATED_PATIENCE: u32 = 20;
 
 /// A timeout, or a bound on how long something may take: as given natively,
-/// `EMULATED_PATIENCE` times longer under an emulator. The bounds the issues
-/// set (a labels edit within 2 s, exit within 5 s of SIGTERM) are held
-/// natively; under qemu they only catch a hang.
+/// `EMULATED_PATIENCE` times longer under an emulator. The bounds the
+/// daemon promises (a labels edit within 2 s, exit within 5 s of SIGTERM)
+/// are held natively; under qemu they only catch a hang.
 pub fn patience(natively: std::time::Duration) -> std::time::Duration {
     if emulated() {
         natively * EMULATED_PATIENCE
