@@ -5,7 +5,9 @@ use edgeclip::bundle::Bundle;
 use edgeclip::commands::{read_rgb, synthetic_frame};
 use edgeclip::preprocess::{crop_origin, resized_size, Preprocessor, RgbFrame};
 
-use crate::util::{bundle_dir, data_dir, golden_dir, golden_images, max_abs_diff, read_f32};
+use crate::support::allocations::count_allocations;
+use crate::support::golden::{golden_images, max_abs_diff, read_f32};
+use crate::support::paths::{bundle_dir, data_dir, golden_dir};
 
 /// Largest difference allowed from transformers' Pillow-backed processor, in
 /// normalized units. The resampler reproduces Pillow's integer arithmetic and
@@ -76,7 +78,7 @@ fn no_allocation_per_frame_once_warm() {
         let data = synthetic_frame(w, h);
         let frame = RgbFrame::new(w, h, &data).unwrap();
         pre.run(frame, &mut out).unwrap(); // warm-up: sizes the buffers
-        let allocations = crate::util::count_allocations(|| {
+        let allocations = count_allocations(|| {
             for _ in 0..5 {
                 pre.run(frame, &mut out).unwrap();
             }
