@@ -17,8 +17,8 @@ use std::process::{Command, Output};
 use edgeclip::capture::SourceSpec;
 use edgeclip::config::Config;
 
-use crate::util::SpawnWatched;
-use crate::util::{self, repo};
+use crate::support::paths::repo;
+use crate::support::process::{edgeclip_command, installed, SpawnWatched};
 
 /// The boards with a folder in boards/, in name order.
 const BOARDS: [&str; 5] =
@@ -69,11 +69,6 @@ fn success(command: &mut Command) -> String {
     stdout
 }
 
-/// Whether `program` can be run at all (it is installed).
-fn installed(program: &str) -> bool {
-    Command::new(program).arg("--version").output_watched().is_ok()
-}
-
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o7777
 }
@@ -102,7 +97,7 @@ fn every_board_has_a_valid_tuned_config_and_a_readme() {
         let path = dir.join("edgeclip.toml");
 
         // What a person at the board runs.
-        let stdout = success(util::edgeclip_command().arg("check-config").arg(&path));
+        let stdout = success(edgeclip_command().arg("check-config").arg(&path));
         assert!(stdout.starts_with(&format!("{}: ok", path.display())), "{board}: {stdout}");
 
         let text = std::fs::read_to_string(&path).unwrap();
@@ -428,7 +423,7 @@ fn package_makes_a_deb_with_the_files_and_maintainer_scripts() {
         );
     }
     assert_eq!(std::fs::read(root.path().join("usr/bin/edgeclip")).unwrap(), std::fs::read(&packaged.binary).unwrap());
-    success(util::edgeclip_command().arg("check-config").arg(root.path().join("etc/edgeclip/edgeclip.toml")));
+    success(edgeclip_command().arg("check-config").arg(root.path().join("etc/edgeclip/edgeclip.toml")));
 }
 
 #[test]

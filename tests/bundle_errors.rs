@@ -8,7 +8,7 @@ use std::path::Path;
 use edgeclip::model::bundle::Bundle;
 use edgeclip::model::encode::{EncoderOptions, ImageEncoder};
 
-use crate::util::{bundle_dir, copy_dir_to_temp, data_dir};
+use crate::support::paths::{bundle_dir, copy_dir_to_temp, data_dir};
 
 /// (file, what the message must contain; `{dir}` stands for the bundle
 /// directory).

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::util::SpawnWatched;
+use crate::support::process::{edgeclip_command, SpawnWatched};
 use edgeclip::capture::exec::{ExecOptions, ExecSource};
 use edgeclip::capture::file::{FileOptions, FileSource};
 use edgeclip::capture::{CaptureError, CaptureErrorKind, FrameSource, PixelFormat};
@@ -226,7 +226,7 @@ fn the_capture_command_writes_a_commands_frames_and_logs_its_stderr() {
         "exec:cd '{}' && echo 'sensor ready' >&2 && for f in f*.jpg; do cat $f; sleep 0.2; done && sleep 5",
         dir.path().display()
     );
-    let out = crate::util::edgeclip_command()
+    let out = edgeclip_command()
         .args(["capture", "--source", &source, "--frames", "3", "--out"])
         .arg(&out_dir)
         .env("EDGECLIP_LOG", "info")
@@ -248,7 +248,7 @@ fn the_capture_command_converts_to_png_and_explains_a_bad_source() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-shapes/demo.mjpeg");
-    let out = crate::util::edgeclip_command()
+    let out = edgeclip_command()
         .args(["capture", "--rgb", "--frames", "2", "--source"])
         .arg(format!("file:{}", clip.display()))
         .arg("--out")
@@ -259,11 +259,8 @@ fn the_capture_command_converts_to_png_and_explains_a_bad_source() {
     let png = image::open(out_dir.join("frame-000001.png")).unwrap();
     assert_eq!((png.width(), png.height()), (640, 480));
 
-    let out = crate::util::edgeclip_command()
-        .args(["capture", "--source", "webcam", "--out"])
-        .arg(&out_dir)
-        .output_watched()
-        .unwrap();
+    let out =
+        edgeclip_command().args(["capture", "--source", "webcam", "--out"]).arg(&out_dir).output_watched().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

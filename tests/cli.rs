@@ -1,20 +1,15 @@
 //! The `edgeclip` binary, run as a real process.
 
-use std::process::Command;
-
-use crate::util::SpawnWatched;
-use crate::util::{bundle_dir, cosine, data_dir, golden_dir, golden_images, read_f32};
-
-fn edgeclip() -> Command {
-    crate::util::edgeclip_command()
-}
+use crate::support::golden::{cosine, golden_images, read_f32};
+use crate::support::paths::{bundle_dir, data_dir, golden_dir};
+use crate::support::process::{edgeclip_command, SpawnWatched};
 
 #[test]
 fn classify_json_embedding_matches_onnxruntime() {
     for (bundle, min_cosine) in [("tiny-fp32", 0.999), ("tiny-int8", 0.995), ("tiny-qop", 0.995)] {
         let stems = golden_images();
         let images: Vec<_> = stems.iter().map(|s| data_dir().join("images").join(format!("{s}.png"))).collect();
-        let out = edgeclip()
+        let out = edgeclip_command()
             .args(["classify", "--json", "--embedding", "--top", "3", "--model"])
             .arg(bundle_dir(bundle))
             .args(&images)
@@ -44,7 +39,7 @@ fn classify_json_embedding_matches_onnxruntime() {
 
 #[test]
 fn classify_text_output_and_jpeg() {
-    let out = edgeclip()
+    let out = edgeclip_command()
         .args(["classify", "--top", "2", "--model"])
         .arg(bundle_dir("tiny-int8"))
         .arg(data_dir().join("images/smoke-640x480.jpg"))
@@ -60,7 +55,7 @@ fn classify_text_output_and_jpeg() {
 
 #[test]
 fn errors_are_one_line_and_nonzero() {
-    let out = edgeclip().args(["classify", "--model", "/nonexistent", "x.png"]).output_watched().unwrap();
+    let out = edgeclip_command().args(["classify", "--model", "/nonexistent", "x.png"]).output_watched().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -69,7 +64,7 @@ fn errors_are_one_line_and_nonzero() {
 
     // A missing image among good ones: the good ones print, the run fails.
     let good = data_dir().join("images").join(format!("{}.png", golden_images()[0]));
-    let out = edgeclip()
+    let out = edgeclip_command()
         .args(["classify", "--json", "--model"])
         .arg(bundle_dir("tiny-int8"))
         .arg(&good)
@@ -82,7 +77,7 @@ fn errors_are_one_line_and_nonzero() {
     assert!(stderr.contains("error: cannot open image '/nonexistent.png'"), "{stderr}");
     assert!(stderr.ends_with("error: 1 of 2 images could not be classified\n"), "{stderr}");
 
-    let out = edgeclip().args(["classify", "--top", "0", "x.png"]).output_watched().unwrap();
+    let out = edgeclip_command().args(["classify", "--top", "0", "x.png"]).output_watched().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stderr), "error: --top 0 is out of range: expected 1 to 16\n");
 }
 
@@ -100,7 +95,7 @@ fn labels_option_selects_and_refuses() {
     let one = dir.path().join("one.txt");
     std::fs::write(&one, format!("{first}\n")).unwrap();
     let image = data_dir().join("images").join(format!("{}.png", golden_images()[0]));
-    let out = edgeclip()
+    let out = edgeclip_command()
         .args(["classify", "--json", "--model"])
         .arg(&bundle)
         .arg("--labels")
@@ -115,7 +110,7 @@ fn labels_option_selects_and_refuses() {
 
     let unknown = dir.path().join("unknown.txt");
     std::fs::write(&unknown, "# mine\na purple giraffe\n").unwrap();
-    let out = edgeclip()
+    let out = edgeclip_command()
         .args(["classify", "--model"])
         .arg(&bundle)
         .arg("--labels")
@@ -130,7 +125,7 @@ fn labels_option_selects_and_refuses() {
 
 #[test]
 fn info_describes_the_bundle() {
-    let out = edgeclip().args(["info", "--model"]).arg(bundle_dir("tiny-int8")).output_watched().unwrap();
+    let out = edgeclip_command().args(["info", "--model"]).arg(bundle_dir("tiny-int8")).output_watched().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     for want in [

@@ -10,8 +10,8 @@ use std::time::Duration;
 use edgeclip::capture::SourceSpec;
 use edgeclip::config::{Broker, Config, DEFAULT_CONFIG};
 
-use crate::util::data_dir;
-use crate::util::SpawnWatched;
+use crate::support::paths::data_dir;
+use crate::support::process::{edgeclip_command, SpawnWatched};
 
 #[test]
 fn every_invalid_config_gives_its_message() {
@@ -120,7 +120,7 @@ enabled = false
 
 #[test]
 fn print_config_and_check_config() {
-    let out = crate::util::edgeclip_command().arg("print-config").output_watched().unwrap();
+    let out = edgeclip_command().arg("print-config").output_watched().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), DEFAULT_CONFIG);
     assert_eq!(
@@ -129,13 +129,13 @@ fn print_config_and_check_config() {
     );
 
     let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/edgeclip.toml");
-    let out = crate::util::edgeclip_command().arg("check-config").arg(&good).output_watched().unwrap();
+    let out = edgeclip_command().arg("check-config").arg(&good).output_watched().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("  camera    front: v4l2:/dev/video0, labels /etc/edgeclip/labels.txt"), "{stdout}");
 
     let bad = data_dir().join("invalid-configs/qos-out-of-range.toml");
-    let out = crate::util::edgeclip_command().arg("check-config").arg(&bad).output_watched().unwrap();
+    let out = edgeclip_command().arg("check-config").arg(&bad).output_watched().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),

@@ -12,7 +12,8 @@ use edgeclip::commands::read_rgb;
 use edgeclip::pipeline::convert::{reduction, ConvertError, Converter, RgbImage};
 use edgeclip::pipeline::jpeg::{missing_dht_before, JpegError};
 
-use crate::util::{count_allocations, data_dir};
+use crate::support::allocations::count_allocations;
+use crate::support::paths::data_dir;
 
 /// Levels per channel a raw-format conversion may differ from the goldens
 /// (the script's TOLERANCE): swscale and convert.rs round their fixed-point

@@ -14,7 +14,8 @@ use edgeclip::capture::mjpeg::MjpegFrames;
 use edgeclip::commands::{classify, eval, ClassifyArgs, EvalArgs};
 use serde_json::Value;
 
-use crate::util::{demo_model_dir as model_dir, repo};
+use crate::support::paths::{demo_model_dir as model_dir, repo};
+use crate::support::timing::emulated;
 
 /// `classify --top 1 --json --every EVERY STREAM` with the demo model.
 fn top1_json(stream: PathBuf, every: usize) -> ClassifyArgs {
@@ -35,8 +36,8 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// The repository's limit for the bundled model: it ships in every package
-/// and every clone, so it stays under 16 MB.
+/// The repository's limit for the bundled model, which is committed and
+/// shipped in every package: under 16 MB.
 const BUNDLE_LIMIT_BYTES: u64 = 16_000_000;
 
 #[test]
@@ -116,7 +117,7 @@ const DEMO_EMPTY_FLOOR: f64 = 0.95;
 /// emulator (qemu, about 70 times slower) every 6th: 70 frames, still at
 /// least 7 of each visit's 40 or more.
 fn demo_every() -> usize {
-    if crate::util::emulated() {
+    if emulated() {
         6
     } else {
         3

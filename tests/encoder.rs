@@ -6,7 +6,9 @@ use std::sync::Arc;
 use edgeclip::model::bundle::Bundle;
 use edgeclip::model::encode::{EncoderOptions, ImageEncoder};
 
-use crate::util::{bundle_dir, cosine, golden_dir, golden_images, max_abs_diff, read_f32};
+use crate::support::allocations::count_allocations;
+use crate::support::golden::{cosine, golden_images, max_abs_diff, read_f32};
+use crate::support::paths::{bundle_dir, golden_dir};
 
 /// Cosine to onnxruntime's embedding that each precision must reach (lower
 /// for int8: its kernels may round differently from onnxruntime's).
@@ -73,8 +75,7 @@ fn a_session_runs_many_frames_with_one_input_tensor() {
             assert!(cosine(got, &want) >= 0.999, "round {round} {stem}");
             // tract has let go of the input tensor: refilling it copies
             // nothing and allocates nothing.
-            let allocations =
-                crate::util::count_allocations(|| session.fill_input(|input| input.copy_from_slice(&pixels)));
+            let allocations = count_allocations(|| session.fill_input(|input| input.copy_from_slice(&pixels)));
             assert_eq!(allocations, 0, "round {round}: the input tensor was cloned");
         }
     }

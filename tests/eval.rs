@@ -5,8 +5,8 @@ use std::process::Command;
 
 use edgeclip::model::evaluate::{discover, Tally};
 
-use crate::util::SpawnWatched;
-use crate::util::{bundle_dir, data_dir};
+use crate::support::paths::{bundle_dir, data_dir};
+use crate::support::process::{edgeclip_command, SpawnWatched};
 
 fn names(n: &[&str]) -> Vec<String> {
     n.iter().map(|s| s.to_string()).collect()
@@ -53,7 +53,7 @@ fn discover_reads_the_image_folder_layout() {
 }
 
 fn edgeclip() -> Command {
-    crate::util::edgeclip_command()
+    edgeclip_command()
 }
 
 /// The top-1 label the model gives an image, from `classify --json`.

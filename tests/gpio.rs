@@ -17,7 +17,8 @@ use edgeclip::gpio::output::EventOutput;
 use edgeclip::gpio::{Chip, InputConfig, LabelFilter, Line, LineSpec, OutputConfig, OutputMode};
 use edgeclip::pipeline::detect::{EndReason, Event, EventKind};
 
-use crate::util::{demo_model_dir, patience};
+use crate::support::paths::demo_model_dir;
+use crate::support::timing::patience;
 
 fn event(kind: EventKind, label: &str) -> Event {
     Event {
@@ -236,6 +237,7 @@ fn an_active_low_input_is_active_when_the_line_is_low() {
 /// model: under an emulator, the armv7 run skips these).
 mod pipeline {
     use super::*;
+    use crate::support::demo::{clip, clip_frames, truth_visits, Visit, END_FRAMES, SLACK, START_FRAMES};
 
     /// One camera's pipeline, in process, on the demo clip replayed frame by
     /// frame (every frame reaches the inference thread), with an input whose
@@ -265,15 +267,15 @@ mod pipeline {
             &input_config(false, Duration::ZERO),
             "camera 'demo': input".into(),
         );
-        let spec: edgeclip::capture::SourceSpec = format!("file:{}", crate::daemon::clip().display()).parse().unwrap();
+        let spec: edgeclip::capture::SourceSpec = format!("file:{}", clip().display()).parse().unwrap();
         let (tx, rx) = mpsc::channel();
         let setup = InferenceSetup {
             bundle,
             encoder,
             options: InferenceOptions {
                 detector: DetectorOptions {
-                    start_frames: crate::daemon::START_FRAMES as u32,
-                    end_frames: crate::daemon::END_FRAMES as u32,
+                    start_frames: START_FRAMES as u32,
+                    end_frames: END_FRAMES as u32,
                     min_duration: Duration::ZERO,
                     ..DetectorOptions::default()
                 },
@@ -301,8 +303,8 @@ mod pipeline {
 
     /// The clip's frame count and its visits (label, frames partly in view,
     /// frames wholly in view).
-    fn clip_and_visits() -> (usize, Vec<crate::daemon::Visit>) {
-        (crate::daemon::clip_frames().len(), crate::daemon::truth_visits())
+    fn clip_and_visits() -> (usize, Vec<Visit>) {
+        (clip_frames().len(), truth_visits())
     }
 
     #[test]
@@ -330,7 +332,7 @@ mod pipeline {
         let (first, (_, first_gone), (wholly_from, wholly_until)) = &visits[0];
         // Active until the first visit's event has surely started (the daemon
         // tests' bound, plus one), then idle while the shape is still in view.
-        let idle_from = (wholly_from + crate::daemon::START_FRAMES + crate::daemon::SLACK) as usize;
+        let idle_from = (wholly_from + START_FRAMES + SLACK) as usize;
         assert!(idle_from < *wholly_until as usize);
         let script: Vec<State> = (0..frames).map(|i| if i < idle_from { State::High } else { State::Low }).collect();
         let (events, counts) = run_gated_camera(&script);
@@ -342,7 +344,7 @@ mod pipeline {
         assert_eq!(events[1].reason, Some(EndReason::Gone), "it ended because the label left, not the sensor");
         let end_frame = kinds[1].2;
         assert!(
-            (wholly_until + 1..=first_gone + crate::daemon::END_FRAMES + crate::daemon::SLACK).contains(&end_frame),
+            (wholly_until + 1..=first_gone + END_FRAMES + SLACK).contains(&end_frame),
             "ended at frame {end_frame}; wholly in view until {wholly_until}, partly until {first_gone}"
         );
         // Every frame up to the end was inferred, none after.
@@ -358,7 +360,7 @@ mod character_device {
 
     use edgeclip::gpio::{open_output, Chip, GpioErrorKind, Line, LineSpec};
 
-    use crate::util::SpawnWatched;
+    use crate::support::process::{command_under_runner, edgeclip_command, test_runner, SpawnWatched};
 
     /// A chip the daemon's user may not open stops `edgeclip run` before
     /// anything else, with the line, the camera and what to do. Run as
@@ -384,14 +386,14 @@ mod character_device {
         .unwrap();
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
         let as_root = unsafe { libc::geteuid() } == 0;
-        let runner = crate::util::test_runner();
+        let runner = test_runner();
         let mut command = if as_root {
             let mut words: Vec<String> =
                 ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"].map(String::from).to_vec();
             words.extend(runner.into_iter().flatten());
-            crate::util::command_under_runner(std::path::Path::new(env!("CARGO_BIN_EXE_edgeclip")), Some(&words))
+            command_under_runner(std::path::Path::new(env!("CARGO_BIN_EXE_edgeclip")), Some(&words))
         } else {
-            crate::util::edgeclip_command()
+            edgeclip_command()
         };
         let out = command.args(["run", "--config"]).arg(&config).stdin(Stdio::null()).output_watched().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

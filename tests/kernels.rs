@@ -19,8 +19,9 @@ use edgeclip::capture::mjpeg::MjpegFrames;
 use edgeclip::model::bundle::Bundle;
 use edgeclip::model::encode::{EncoderOptions, ImageEncoder};
 
-use crate::util::SpawnWatched;
-use crate::util::{bundle_dir, command_under_runner, cosine, demo_model_dir as demo_model, max_abs_diff, test_runner};
+use crate::support::golden::{cosine, max_abs_diff};
+use crate::support::paths::{bundle_dir, demo_model_dir as demo_model};
+use crate::support::process::{command_under_runner, test_runner, SpawnWatched};
 
 /// Kernel name → number of plan nodes using it, for a bundle's image encoder.
 fn image_kernels(bundle: &Path) -> BTreeMap<String, usize> {

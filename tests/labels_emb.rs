@@ -5,6 +5,8 @@ use std::path::Path;
 use edgeclip::labels::file::parse as parse_labels;
 use edgeclip::labels::{EmbeddedLabel, LabelEmbeddings};
 
+use crate::support::paths::data_dir;
+
 fn sample() -> LabelEmbeddings {
     LabelEmbeddings {
         dim: 3,
@@ -116,7 +118,7 @@ const LABEL_MISTAKES: &[(&str, &str)] = &[
 
 #[test]
 fn every_labels_mistake_gives_its_message() {
-    let dir = crate::util::data_dir().join("invalid-labels");
+    let dir = data_dir().join("invalid-labels");
     for (file, want) in LABEL_MISTAKES {
         let path = dir.join(file);
         let got = edgeclip::labels::file::read(&path).unwrap_err().to_string();

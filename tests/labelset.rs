@@ -16,8 +16,9 @@ use edgeclip::model::preprocess::RgbFrame;
 use edgeclip::pipeline::classify::Classifier;
 use edgeclip::pipeline::matcher::Matcher;
 
-use crate::util::SpawnWatched;
-use crate::util::{bundle_dir, copy_dir_to_temp, cosine};
+use crate::support::golden::cosine;
+use crate::support::paths::{bundle_dir, copy_dir_to_temp, data_dir};
+use crate::support::process::{edgeclip_command, SpawnWatched};
 
 fn options(cache: Option<&Path>) -> LabelOptions {
     LabelOptions { cache_dir: cache.map(Path::to_path_buf), encoder: EncoderOptions::default(), templates: None }
@@ -100,12 +101,7 @@ fn embed_labels_writes_what_the_exporter_wrote() {
     let bundle = bundle_dir("tiny-text");
     let labels = dir.path().join("labels.txt");
     std::fs::copy(bundle.join("labels.txt"), &labels).unwrap();
-    let out = crate::util::edgeclip_command()
-        .args(["embed-labels", "--model"])
-        .arg(&bundle)
-        .arg(&labels)
-        .output_watched()
-        .unwrap();
+    let out = edgeclip_command().args(["embed-labels", "--model"]).arg(&bundle).arg(&labels).output_watched().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let written = dir.path().join("labels.emb");
@@ -190,9 +186,9 @@ fn classify_embeds_new_labels_into_the_cache_dir_it_is_given() {
     let dir = tempfile::tempdir().unwrap();
     let labels = write(dir.path(), "l.txt", "a purple giraffe\nperson\n");
     let cache = dir.path().join("cache");
-    let image = crate::util::data_dir().join("images/landscape-640x480.png");
+    let image = data_dir().join("images/landscape-640x480.png");
     let run = || {
-        crate::util::edgeclip_command()
+        edgeclip_command()
             .args(["classify", "--json", "--top", "1", "--cache-dir"])
             .arg(&cache)
             .arg("--labels")

@@ -6,11 +6,11 @@
 //! `tools/testdata/make_test_data.sh` regenerates them.
 //!
 //! The MQTT tests run a real Mosquitto per test (`mosquitto`, the Debian
-//! package that tools/test.sh installs) on a free port; `mosquitto.rs` is the
-//! harness, for any test that needs a broker.
+//! package that tools/test.sh installs) on a free port. `support/` holds
+//! what the test modules share: the data paths, process spawning, the
+//! Mosquitto harness, the recording subscriber and the daemon harness.
 
-mod mosquitto;
-mod util;
+mod support;
 
 mod boards;
 mod bundle_errors;

@@ -1,5 +1,5 @@
 //! The MQTT client and the embedded broker against real brokers: a
-//! Mosquitto per test (tests/mosquitto.rs) on a free port, killed, stopped
+//! Mosquitto per test (`support::mosquitto`) on a free port, killed, stopped
 //! and restarted as a real one would be, and rumqttd inside this process;
 //! a real subscriber watches what arrives. Certificates are made here with
 //! rcgen; a killed client is a real child process (this test binary run
@@ -21,10 +21,14 @@ use edgeclip::publish::broker::start_embedded_broker;
 use edgeclip::publish::mqtt::MqttError;
 use edgeclip::publish::mqtt::{Message, MqttClient, INFLIGHT_WINDOW};
 
-use crate::mosquitto::{free_port, Mosquitto, MosquittoOptions, Subscriber, SubscriberOptions};
 #[cfg(feature = "tls")]
-use crate::mosquitto::{write_file, TlsListener};
-use crate::util::SpawnWatched;
+use crate::support::mosquitto::TlsListener;
+use crate::support::mosquitto::{free_port, Mosquitto, MosquittoOptions};
+#[cfg(feature = "embedded-broker")]
+use crate::support::process::installed;
+use crate::support::process::{command_under_runner, test_runner, SpawnWatched};
+use crate::support::subscriber::{retained, Subscriber, SubscriberOptions};
+use crate::support::timing::wait_until;
 
 fn config(broker: Broker, client_id: &str) -> MqttConfig {
     MqttConfig {
@@ -47,15 +51,6 @@ fn plain(port: u16) -> Broker {
     Broker::External { host: "127.0.0.1".into(), port, tls: false }
 }
 
-/// Polls `done` every 10 ms; panics with `what` after `timeout`.
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn connected(client: &MqttClient) {
     wait_until("the client is connected", Duration::from_secs(10), || client.stats().connected);
 }
@@ -69,38 +64,10 @@ fn snapshot(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 251) as u8).collect()
 }
 
-/// Messages on `topic` until `n` have arrived (others are skipped), or a
-/// panic after `timeout`.
-fn receive(sub: &Subscriber, topic: &str, n: usize, timeout: Duration) -> Vec<String> {
-    let deadline = Instant::now() + timeout;
-    let mut got = Vec::new();
-    while got.len() < n {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match sub.next(left) {
-            Some(m) if m.topic == topic => got.push(m.text()),
-            Some(_) => {}
-            None => panic!("{} of {n} messages on '{topic}' within {timeout:?}: {got:?}", got.len()),
-        }
-    }
-    got
-}
-
-/// The retained messages a new subscriber to `filter` gets, by topic.
-fn retained(port: u16, client_id: &str, filter: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let sub = Subscriber::start(SubscriberOptions::new(port, client_id, &[filter]));
-    sub.drain(Duration::from_millis(500))
-        .into_iter()
-        .map(|m| {
-            assert!(m.retain, "'{}' reached a new subscriber without the retain flag", m.topic);
-            (m.topic, m.payload)
-        })
-        .collect()
-}
-
 #[test]
 fn events_and_states_reach_a_subscriber_and_availability_follows_the_client() {
     let broker = Mosquitto::start(MosquittoOptions::default());
-    let sub = Subscriber::start(SubscriberOptions::new(broker.port(), "watcher", &["edgeclip/n/#"]));
+    let sub = Subscriber::connect(broker.port(), "watcher", &["edgeclip/n/#"]);
     let availability = "edgeclip/n/availability";
     let client = MqttClient::start(
         &config(plain(broker.port()), "edgeclip-n"),
@@ -108,7 +75,7 @@ fn events_and_states_reach_a_subscriber_and_availability_follows_the_client() {
         vec!["edgeclip/n/+/+/set".into()],
     )
     .unwrap();
-    sub.wait_for(availability, "online", Duration::from_secs(10));
+    sub.wait_for_payload(availability, "online", Duration::from_secs(10));
 
     for i in 0..10 {
         client.publish(event("edgeclip/n/cam/events", i));
@@ -157,7 +124,7 @@ fn events_and_states_reach_a_subscriber_and_availability_follows_the_client() {
     let report = client.shutdown(Duration::from_secs(5));
     assert!(started.elapsed() < Duration::from_secs(5), "shutdown took {:?}", started.elapsed());
     assert!(report.clean && report.undelivered.is_empty(), "{report:?}");
-    sub.wait_for(availability, "offline", Duration::from_secs(5));
+    sub.wait_for_payload(availability, "offline", Duration::from_secs(5));
     assert_eq!(retained(broker.port(), "late-2", availability)[availability], b"offline");
     // A DISCONNECT, not a broken connection (whose will would also say offline).
     assert!(broker.log().contains("Received DISCONNECT from edgeclip-n"), "{}", broker.log());
@@ -209,10 +176,10 @@ fn child_process_client() {
 /// (SIGKILL: it says nothing more) and expects the broker to publish the
 /// will, retained.
 fn a_killed_client_leaves_offline(port: u16) {
-    let sub = Subscriber::start(SubscriberOptions::new(port, "will-watcher", &["edgeclip/child/availability"]));
+    let sub = Subscriber::connect(port, "will-watcher", &["edgeclip/child/availability"]);
     // This test binary again (under qemu too, when the suite runs there).
     let test_binary = std::env::current_exe().unwrap();
-    let mut child = crate::util::command_under_runner(&test_binary, crate::util::test_runner().as_deref())
+    let mut child = command_under_runner(&test_binary, test_runner().as_deref())
         .args(["--exact", "mqtt::child_process_client", "--ignored", "--nocapture"])
         .env("EDGECLIP_TEST_MQTT_CHILD_PORT", port.to_string())
         .stdout(Stdio::piped())
@@ -241,10 +208,10 @@ fn a_killed_client_leaves_offline(port: u16) {
     // How long it took and what it met on the way, should what follows fail.
     let report = lines.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
     eprintln!("child client connected {report}");
-    sub.wait_for("edgeclip/child/availability", "online", Duration::from_secs(5));
+    sub.wait_for_payload("edgeclip/child/availability", "online", Duration::from_secs(5));
     child.kill().unwrap();
     child.wait().unwrap();
-    sub.wait_for("edgeclip/child/availability", "offline", Duration::from_secs(5));
+    sub.wait_for_payload("edgeclip/child/availability", "offline", Duration::from_secs(5));
     let kept = retained(port, "will-late", "edgeclip/child/availability");
     assert_eq!(kept["edgeclip/child/availability"], b"offline", "the will is retained");
 }
@@ -259,13 +226,13 @@ fn the_last_will_says_offline_when_the_process_is_killed() {
 #[test]
 fn dropping_the_client_without_shutdown_says_offline() {
     let broker = Mosquitto::start(MosquittoOptions::default());
-    let sub = Subscriber::start(SubscriberOptions::new(broker.port(), "watcher", &["edgeclip/d/availability"]));
+    let sub = Subscriber::connect(broker.port(), "watcher", &["edgeclip/d/availability"]);
     let client =
         MqttClient::start(&config(plain(broker.port()), "edgeclip-d"), "edgeclip/d/availability".into(), vec![])
             .unwrap();
-    sub.wait_for("edgeclip/d/availability", "online", Duration::from_secs(10));
+    sub.wait_for_payload("edgeclip/d/availability", "online", Duration::from_secs(10));
     drop(client);
-    sub.wait_for("edgeclip/d/availability", "offline", Duration::from_secs(5));
+    sub.wait_for_payload("edgeclip/d/availability", "offline", Duration::from_secs(5));
     // The thread closed the connection without a DISCONNECT.
     wait_until("Mosquitto notices the closed connection", Duration::from_secs(5), || {
         broker.log().contains("Client edgeclip-d closed its connection")
@@ -307,7 +274,7 @@ fn events_published_while_mosquitto_is_killed_arrive_in_order_after_it_restarts(
     // away for 10 s, then restarts on the same port with what it had saved.
     let mut broker = Mosquitto::start(MosquittoOptions::default());
     let topic = "edgeclip/k/cam/events";
-    let sub = Subscriber::start(SubscriberOptions::new(broker.port(), "watcher", &[topic]));
+    let sub = Subscriber::connect(broker.port(), "watcher", &[topic]);
     let client =
         MqttClient::start(&config(plain(broker.port()), "edgeclip-k"), "edgeclip/k/availability".into(), vec![])
             .unwrap();
@@ -390,7 +357,7 @@ fn events_published_while_mosquitto_is_killed_arrive_in_order_after_it_restarts(
 fn a_full_offline_queue_keeps_the_newest_and_counts_exactly_what_it_dropped() {
     let mut broker = Mosquitto::start(MosquittoOptions::default());
     let topic = "edgeclip/q/cam/events";
-    let sub = Subscriber::start(SubscriberOptions::new(broker.port(), "watcher", &[topic]));
+    let sub = Subscriber::connect(broker.port(), "watcher", &[topic]);
     let mut cfg = config(plain(broker.port()), "edgeclip-q");
     cfg.offline_queue = 5;
     let client = MqttClient::start(&cfg, "edgeclip/q/availability".into(), vec![]).unwrap();
@@ -404,7 +371,7 @@ fn a_full_offline_queue_keeps_the_newest_and_counts_exactly_what_it_dropped() {
     let stats = client.stats();
     assert_eq!((stats.queued, stats.overflowed), (5, 15), "{stats:?}");
     broker.restart();
-    let got = receive(&sub, topic, 5, Duration::from_secs(10));
+    let got = sub.receive(topic, 5, Duration::from_secs(10));
     assert_eq!(got, ["15", "16", "17", "18", "19"]);
     assert!(sub.drain(Duration::from_millis(500)).is_empty(), "nothing else arrives");
     wait_until("the five are acknowledged", Duration::from_secs(5), || client.stats().published == 5);
@@ -414,8 +381,7 @@ fn a_full_offline_queue_keeps_the_newest_and_counts_exactly_what_it_dropped() {
 #[test]
 fn latest_only_messages_replace_older_ones_while_disconnected() {
     let mut broker = Mosquitto::start(MosquittoOptions::default());
-    let sub =
-        Subscriber::start(SubscriberOptions::new(broker.port(), "watcher", &["edgeclip/l/cam/#", "edgeclip/l/stats"]));
+    let sub = Subscriber::connect(broker.port(), "watcher", &["edgeclip/l/cam/#", "edgeclip/l/stats"]);
     let client =
         MqttClient::start(&config(plain(broker.port()), "edgeclip-l"), "edgeclip/l/availability".into(), vec![])
             .unwrap();
@@ -493,7 +459,7 @@ fn a_broker_that_lost_its_store_gets_the_retained_states_and_subscriptions_again
     assert_eq!(sent(&broker), 2);
     assert_eq!(client.stats().published, 2, "the daemon published two messages; the copies are ours");
     // And the subscriptions came back with the new session.
-    let sub = Subscriber::start(SubscriberOptions::new(broker.port(), "commander", &[]));
+    let sub = Subscriber::connect(broker.port(), "commander", &[]);
     sub.publish("edgeclip/r/cam/enabled/set", b"OFF", false);
     let command = client.incoming().recv_timeout(Duration::from_secs(5)).expect("the command within 5 s");
     assert_eq!(command.topic, "edgeclip/r/cam/enabled/set");
@@ -537,7 +503,7 @@ fn a_wrong_password_is_reported_and_retried_with_backoff_and_the_right_one_works
     let good = MqttClient::start(&right, "edgeclip/w/availability".into(), vec![]).unwrap();
     connected(&good);
     good.publish(event("edgeclip/w/cam/events", 1));
-    assert_eq!(receive(&sub, "edgeclip/w/cam/events", 1, Duration::from_secs(5)), ["1"]);
+    assert_eq!(sub.receive("edgeclip/w/cam/events", 1, Duration::from_secs(5)), ["1"]);
     assert!(good.stats().last_error.is_none());
 }
 
@@ -552,6 +518,14 @@ struct Pki {
     client_cert: PathBuf,
     client_key: PathBuf,
     other_ca: PathBuf,
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+#[cfg(feature = "tls")]
+fn write_file(dir: &std::path::Path, name: &str, text: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 #[cfg(feature = "tls")]
@@ -621,9 +595,9 @@ fn tls_with_a_client_certificate_connects_and_a_wrong_ca_is_named() {
     let client =
         MqttClient::start(&tls_config(&pki, broker.port(), "edgeclip-t"), "edgeclip/t/availability".into(), vec![])
             .unwrap();
-    sub.wait_for("edgeclip/t/availability", "online", Duration::from_secs(10));
+    sub.wait_for_payload("edgeclip/t/availability", "online", Duration::from_secs(10));
     client.publish(event("edgeclip/t/cam/events", 7));
-    assert_eq!(receive(&sub, "edgeclip/t/cam/events", 1, Duration::from_secs(5)), ["7"]);
+    assert_eq!(sub.receive("edgeclip/t/cam/events", 1, Duration::from_secs(5)), ["7"]);
 
     let mut wrong = tls_config(&pki, broker.port(), "edgeclip-t2");
     wrong.ca_file = Some(pki.other_ca.clone());
@@ -672,28 +646,28 @@ fn the_embedded_broker_delivers_states_events_commands_and_the_last_will() {
     let addr = broker.local_addr();
     assert_ne!(addr.port(), 0);
     let availability = "edgeclip/e/availability";
-    let sub = Subscriber::start(SubscriberOptions::new(addr.port(), "watcher", &["edgeclip/e/#"]));
+    let sub = Subscriber::connect(addr.port(), "watcher", &["edgeclip/e/#"]);
     let client = MqttClient::start(
         &config(Broker::Embedded { listen: addr }, "edgeclip-e"),
         availability.into(),
         vec!["edgeclip/e/+/enabled/set".into()],
     )
     .unwrap();
-    sub.wait_for(availability, "online", Duration::from_secs(10));
+    sub.wait_for_payload(availability, "online", Duration::from_secs(10));
     for i in 0..5 {
         client.publish(event("edgeclip/e/cam/events", i));
     }
     client.publish(Message::retained("edgeclip/e/cam/cat/state".into(), b"ON".to_vec()));
     let jpeg = snapshot(2_000_000);
     client.publish(Message::retained("edgeclip/e/cam/cat/snapshot".into(), jpeg.clone()));
-    assert_eq!(receive(&sub, "edgeclip/e/cam/events", 5, Duration::from_secs(5)), ["0", "1", "2", "3", "4"]);
+    assert_eq!(sub.receive("edgeclip/e/cam/events", 5, Duration::from_secs(5)), ["0", "1", "2", "3", "4"]);
     wait_until("all 7 are acknowledged", Duration::from_secs(5), || client.stats().published == 7);
 
     let kept = retained(addr.port(), "late", "edgeclip/e/#");
     assert_eq!(kept.get(availability).map(Vec::as_slice), Some(&b"online"[..]), "{:?}", kept.keys());
     assert_eq!(kept.get("edgeclip/e/cam/cat/state").map(Vec::as_slice), Some(&b"ON"[..]));
     assert!(kept.get("edgeclip/e/cam/cat/snapshot") == Some(&jpeg), "the snapshot is retained unchanged");
-    if Command::new("mosquitto_sub").arg("--help").output_watched().is_ok() {
+    if installed("mosquitto_sub") {
         let out = Command::new("mosquitto_sub")
             .args(["-h", "127.0.0.1", "-p", &addr.port().to_string(), "-t", "edgeclip/e/cam/cat/state"])
             .args(["-C", "1", "-W", "5", "-i", "mosquitto-sub-e"])
@@ -708,7 +682,7 @@ fn the_embedded_broker_delivers_states_events_commands_and_the_last_will() {
 
     let report = client.shutdown(Duration::from_secs(5));
     assert!(report.clean, "{report:?}");
-    sub.wait_for(availability, "offline", Duration::from_secs(5));
+    sub.wait_for_payload(availability, "offline", Duration::from_secs(5));
 
     a_killed_client_leaves_offline(addr.port());
 }

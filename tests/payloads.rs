@@ -20,9 +20,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::daemon::{clip, config, events, last_values, truth_visits, Daemon, Received, Subscriber};
-use crate::mosquitto::{Mosquitto, MosquittoOptions};
-use crate::util::{emulated, patience, repo};
+use crate::support::daemon::{config, events, last_values, Daemon};
+use crate::support::demo::{clip, truth_visits};
+use crate::support::mosquitto::{Mosquitto, MosquittoOptions};
+use crate::support::paths::repo;
+use crate::support::subscriber::{Received, Subscriber};
+use crate::support::timing::{emulated, patience};
 
 /// What the document's placeholders stand for in this test's run; any other
 /// `<name>` is one topic level (or part of one).

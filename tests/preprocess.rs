@@ -5,12 +5,14 @@ use edgeclip::commands::{read_rgb, synthetic_frame};
 use edgeclip::model::bundle::Bundle;
 use edgeclip::model::preprocess::{crop_origin, resized_size, Preprocessor, RgbFrame};
 
-use crate::util::{bundle_dir, data_dir, golden_dir, golden_images, max_abs_diff, read_f32};
+use crate::support::allocations::count_allocations;
+use crate::support::golden::{golden_images, max_abs_diff, read_f32};
+use crate::support::paths::{bundle_dir, data_dir, golden_dir};
 
 /// Largest difference allowed from transformers' Pillow-backed processor, in
 /// normalized units. The resampler reproduces Pillow's integer arithmetic and
 /// the lookup table its float arithmetic, so the tensors are bit-identical
-/// (measured: 0 on every golden image). A looser bar would be 0.02, a bit
+/// (measured: 0 on every golden image). A looser bar, 0.02, would be a bit
 /// more than one 8-bit level (1/255/std ≈ 0.015); any drift now fails.
 const TOLERANCE: f32 = 0.0;
 
@@ -76,7 +78,7 @@ fn no_allocation_per_frame_once_warm() {
         let data = synthetic_frame(w, h);
         let frame = RgbFrame::new(w, h, &data).unwrap();
         pre.run(frame, &mut out).unwrap(); // warm-up: sizes the buffers
-        let allocations = crate::util::count_allocations(|| {
+        let allocations = count_allocations(|| {
             for _ in 0..5 {
                 pre.run(frame, &mut out).unwrap();
             }

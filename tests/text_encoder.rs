@@ -16,7 +16,8 @@ use edgeclip::model::encode::text::TextEncoder;
 use edgeclip::model::encode::EncoderOptions;
 use serde_json::Value;
 
-use crate::util::{bundle_dir, cosine, golden_dir};
+use crate::support::golden::cosine;
+use crate::support::paths::{bundle_dir, golden_dir};
 
 fn min_cosine(precision: &str) -> f32 {
     match precision {

@@ -9,8 +9,8 @@ use edgeclip::model::tokenize::clean::clean;
 use edgeclip::model::tokenize::{ClipTokenizer, CONTEXT_LENGTH};
 use serde_json::Value;
 
-use crate::util::golden_dir;
-use crate::util::SpawnWatched;
+use crate::support::paths::golden_dir;
+use crate::support::process::{edgeclip_command, SpawnWatched};
 
 /// The one category the Rust side does not reproduce: ftfy's mojibake repair
 /// (see `src/tokenize/clean.rs`). Its strings are checked to differ only
@@ -77,10 +77,7 @@ fn truncation_keeps_the_end_token_last() {
 
 #[test]
 fn the_tokenize_command_prints_ids_and_warns_on_truncation() {
-    let out = crate::util::edgeclip_command()
-        .args(["tokenize", "A photo of a cat", &"dog ".repeat(80)])
-        .output_watched()
-        .unwrap();
+    let out = edgeclip_command().args(["tokenize", "A photo of a cat", &"dog ".repeat(80)]).output_watched().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();

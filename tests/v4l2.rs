@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::util::SpawnWatched;
+use crate::support::process::{edgeclip_command, SpawnWatched};
 use edgeclip::capture::v4l2::fake::{FakeCamera, FakeDevice};
 use edgeclip::capture::v4l2::{
     list_devices_in, DeviceInfo, FrameSizes, KernelDevice, V4l2Options, V4l2Source, DEFAULT_BUFFERS,
@@ -376,7 +376,7 @@ fn devices_lists_formats_sizes_rates_and_stable_names() {
 
 #[test]
 fn devices_command_runs_on_this_machine() {
-    let output = crate::util::edgeclip_command().arg("devices").output_watched().unwrap();
+    let output = edgeclip_command().arg("devices").output_watched().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&output.stderr));
     let has_nodes = std::fs::read_dir("/dev")
