@@ -14,7 +14,8 @@
 //! subcommands. [`daemon`] is `edgeclip run`: it strings capture,
 //! classification and detection together per camera, with [`config`] for
 //! its settings, [`publish`] for MQTT and Home Assistant, and [`gpio`] for
-//! relays, LEDs and motion sensors on the board's pins.
+//! relays, LEDs and motion sensors on the board's pins. [`util`] holds what
+//! several stages share, such as the backoff between reconnection attempts.
 
 pub mod bundle;
 pub mod capture;
@@ -34,3 +35,4 @@ pub mod mjpeg;
 pub mod preprocess;
 pub mod publish;
 pub mod tokenize;
+pub mod util;

@@ -32,6 +32,7 @@ use crate::encode::ImageEncoder;
 use crate::gpio::input::{InputGate, InputState};
 use crate::gpio::AnyInputPin;
 use crate::log_limit::{also, LogLimit};
+use crate::util::backoff::Backoff;
 
 use super::labels::ActiveLabels;
 use super::stats::{CameraCounters, Latencies};
@@ -230,8 +231,9 @@ fn capture_loop(shared: &CameraShared, mut source: Box<dyn FrameSource>, wait_fo
     let mut corrupt_log = LogLimit::new();
     let mut error_log = LogLimit::new();
     // Sources back off by themselves between reopen attempts; this is a
-    // floor for one that fails at once, so that the loop never spins.
-    let mut quick_failures = crate::capture::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    // floor for one that fails at once, so that the loop never spins: 100 ms
+    // doubling up to 5 s, back to 100 ms with every frame.
+    let mut quick_failures = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     while !shared.stop.load(Ordering::Relaxed) {
         match source.next_frame() {
             Ok(frame) => {

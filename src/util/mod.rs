@@ -1,0 +1,5 @@
+//! Small tools that several stages share and that belong to none of them:
+//! [`backoff`], the waiting between attempts that cameras, camera commands
+//! and the MQTT connection make after a failure.
+
+pub mod backoff;
