@@ -10,7 +10,8 @@ use edgeclip::capture::v4l2::fake::{FakeCamera, FakeDevice};
 use edgeclip::capture::v4l2::{
     list_devices_in, DeviceInfo, FrameSizes, KernelDevice, V4l2Options, V4l2Source, DEFAULT_BUFFERS,
 };
-use edgeclip::capture::{Backoff, CaptureErrorKind, FrameSource, PixelFormat};
+use edgeclip::capture::{CaptureErrorKind, FrameSource, PixelFormat};
+use edgeclip::util::backoff::Backoff;
 
 const DEVICE: &str = "/dev/fake-video0";
 

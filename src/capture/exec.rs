@@ -20,8 +20,9 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::slot::{Latest, TakeError};
-use super::{Backoff, CaptureError, CaptureErrorKind, Frame, FrameSource, PixelFormat};
+use super::{CaptureError, CaptureErrorKind, Frame, FrameSource, PixelFormat};
 use crate::capture::mjpeg::{MjpegReadError, MjpegReader};
+use crate::util::backoff::Backoff;
 
 /// `rpicam-vid` takes one to three seconds from start to its first frame
 /// (camera start-up and exposure settling); 10 s without a frame means the
@@ -72,7 +73,6 @@ struct Captured {
 /// The running command and its helper threads' shared state.
 struct Running {
     child: Child,
-    started: Instant,
     frames: Arc<Latest<Captured>>,
     /// Broken frames the reader skipped.
     corrupt: Arc<AtomicU64>,
@@ -93,7 +93,7 @@ pub struct ExecSource {
 impl ExecSource {
     /// Starts nothing yet: the command is started by the first `next_frame`.
     pub fn new(options: ExecOptions) -> ExecSource {
-        let backoff = Backoff::new(options.restart_first, options.restart_max);
+        let backoff = Backoff::new(options.restart_first, options.restart_max).with_stable_run(STABLE_RUN);
         ExecSource { options, backoff, running: None, current: Captured::default(), sequence: 0, starts: 0 }
     }
 
@@ -144,8 +144,8 @@ impl ExecSource {
         spawn_reader(stdout, Arc::clone(&frames), Arc::clone(&corrupt), name.clone());
         spawn_stderr_logger(stderr, name);
         tracing::info!(command = %self.options.command, pid = child.id(), "started the camera command");
-        self.running =
-            Some(Running { child, started: Instant::now(), frames, corrupt, corrupt_reported: 0, timeouts_in_row: 0 });
+        self.backoff.run_started();
+        self.running = Some(Running { child, frames, corrupt, corrupt_reported: 0, timeouts_in_row: 0 });
         Ok(())
     }
 
@@ -153,9 +153,8 @@ impl ExecSource {
     /// says why and when.
     fn restart_later(&mut self, why: String) -> CaptureError {
         if let Some(mut running) = self.running.take() {
-            if running.started.elapsed() >= STABLE_RUN {
-                self.backoff.succeeded();
-            }
+            // Before stopping it: how long it ran, not how long it took to stop.
+            self.backoff.run_ended();
             let status = stop(&mut running.child);
             let delay = self.backoff.failed();
             let message = format!(

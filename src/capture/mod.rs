@@ -20,7 +20,7 @@ pub mod spec;
 pub mod v4l2;
 
 use std::fmt;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 pub use frame::OwnedFrame;
 pub use spec::SourceSpec;
@@ -154,62 +154,14 @@ pub trait FrameSource: Send {
     fn describe(&self) -> String;
 }
 
-/// Waiting times between attempts to reopen a device or restart a command:
-/// doubling from `first` up to `max`, back to `first` after a success.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    first: Duration,
-    max: Duration,
-    next: Duration,
-    not_before: Option<Instant>,
-}
-
-/// The first retry comes quickly (a camera replugged, a command restarted
-/// by a transient failure); 30 s between attempts at most keeps a board
-/// whose camera is gone for good from spinning, while a camera plugged back
-/// in is picked up within half a minute.
+/// The reopening delays of [`v4l2`] devices and [`exec`] commands (a
+/// [`Backoff`](crate::util::backoff::Backoff)): the first retry comes
+/// quickly (a camera replugged, a command restarted by a transient failure);
+/// 30 s between attempts at most keeps a board whose camera is gone for good
+/// from spinning, while a camera plugged back in is picked up within half a
+/// minute.
 pub const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff::new(BACKOFF_FIRST, BACKOFF_MAX)
-    }
-}
-
-impl Backoff {
-    pub fn new(first: Duration, max: Duration) -> Backoff {
-        Backoff { first, max, next: first, not_before: None }
-    }
-
-    /// Records a failure: the next attempt is due one delay from now, and
-    /// the delay after it doubles. Returns the delay.
-    pub fn failed(&mut self) -> Duration {
-        let delay = self.next;
-        self.not_before = Some(Instant::now() + delay);
-        self.next = (self.next * 2).min(self.max);
-        delay
-    }
-
-    /// Records a success: the next failure waits `first` again.
-    pub fn succeeded(&mut self) {
-        self.next = self.first;
-        self.not_before = None;
-    }
-
-    /// Time left before the next attempt is due (zero when it is).
-    pub fn remaining(&self) -> Duration {
-        self.not_before.map_or(Duration::ZERO, |t| t.saturating_duration_since(Instant::now()))
-    }
-
-    /// Sleeps until the next attempt is due, at most `limit`; returns
-    /// whether it is due now.
-    pub fn wait(&self, limit: Duration) -> bool {
-        let left = self.remaining();
-        std::thread::sleep(left.min(limit));
-        left <= limit
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -225,16 +177,5 @@ mod tests {
         assert_eq!(PixelFormat::Yuyv.packed_stride(5), 12);
         assert_eq!(PixelFormat::Nv12.frame_len(3, 4), Some(12 + 8));
         assert_eq!(PixelFormat::Mjpeg.frame_len(480, 0), None);
-    }
-
-    #[test]
-    fn backoff_doubles_to_its_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
-        let delays: Vec<u128> = (0..4).map(|_| b.failed().as_millis()).collect();
-        assert_eq!(delays, [100, 200, 350, 350]);
-        assert!(b.remaining() > Duration::from_millis(300));
-        b.succeeded();
-        assert_eq!(b.remaining(), Duration::ZERO);
-        assert_eq!(b.failed(), Duration::from_millis(100));
     }
 }

@@ -7,9 +7,10 @@
 //! list and then uses whatever the driver chose as long as `convert` can
 //! read it, streams through a fixed number of mmap buffers, and hands out
 //! each frame borrowed from its buffer. A camera that disappears is reported
-//! as `Disconnected` and reopened with [`Backoff`] on later calls; each call
-//! blocks at most for the frame timeout or one backoff step, so that the
-//! capture loop can check for shutdown.
+//! as `Disconnected` and reopened with a [`Backoff`] on later calls (from
+//! [`BACKOFF_FIRST`] doubling up to [`BACKOFF_MAX`], back to the first delay
+//! after a good frame); each call blocks at most for the frame timeout or one
+//! backoff step, so that the capture loop can check for shutdown.
 //!
 //! Everything it needs from V4L2 is the small [`V4l2Device`] trait:
 //! [`KernelDevice`] does it with ioctls, [`fake::FakeCamera`] from a script,
@@ -27,7 +28,8 @@ use std::time::{Duration, SystemTime};
 pub use device::{ChosenFormat, Dequeued, DeviceInfo, FormatInfo, FrameSizes, Interval, V4l2Device};
 pub use kernel::KernelDevice;
 
-use super::{Backoff, CaptureError, CaptureErrorKind, Frame, FrameSource, PixelFormat};
+use super::{CaptureError, CaptureErrorKind, Frame, FrameSource, PixelFormat, BACKOFF_FIRST, BACKOFF_MAX};
+use crate::util::backoff::Backoff;
 
 /// The order formats are asked for when the configuration names none.
 /// MJPEG first: it needs a fraction of the USB bandwidth of raw formats (a
@@ -306,7 +308,7 @@ impl<D: V4l2Device> V4l2Source<D> {
             opener,
             device: None,
             negotiated: None,
-            backoff: Backoff::default(),
+            backoff: Backoff::new(BACKOFF_FIRST, BACKOFF_MAX),
             resolved,
             sequence: 0,
             last_driver_sequence: None,

@@ -34,6 +34,7 @@ use crate::pipeline::classify::Classifier;
 use crate::pipeline::convert::{Converter, RgbImage};
 use crate::pipeline::detect::{Event, EventKind};
 use crate::pipeline::inference::{Inference, InferenceOptions, Outcome, Step};
+use crate::util::backoff::Backoff;
 use crate::util::log_limit::{also, LogLimit};
 
 use super::stats::{CameraCounters, Latencies};
@@ -181,8 +182,9 @@ fn capture_loop(shared: &CameraShared, mut source: Box<dyn FrameSource>, wait_fo
     let mut corrupt_log = LogLimit::new();
     let mut error_log = LogLimit::new();
     // Sources back off by themselves between reopen attempts; this is a
-    // floor for one that fails at once, so that the loop never spins.
-    let mut quick_failures = crate::capture::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    // floor for one that fails at once, so that the loop never spins: 100 ms
+    // doubling up to 5 s, back to 100 ms with every frame.
+    let mut quick_failures = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     while !shared.stop.load(Ordering::Relaxed) {
         match source.next_frame() {
             Ok(frame) => {
