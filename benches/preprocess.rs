@@ -9,7 +9,7 @@ mod common;
 
 use common::median_ms;
 use edgeclip::bundle::ResizeFilter;
-use edgeclip::commands::synthetic_frame;
+use edgeclip::cli::bench::synthetic_frame;
 use edgeclip::preprocess::resample::Resampler;
 use edgeclip::preprocess::{crop_origin, resized_size};
 use fast_image_resize as fir;

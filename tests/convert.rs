@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 use edgeclip::capture::convert::{reduction, ConvertError, Converter, RgbImage};
 use edgeclip::capture::jpeg::{missing_dht_before, JpegError};
+use edgeclip::capture::still::read_rgb;
 use edgeclip::capture::{Frame, PixelFormat};
-use edgeclip::commands::read_rgb;
 use edgeclip::mjpeg::MjpegFrames;
 
 use crate::util::{count_allocations, data_dir};

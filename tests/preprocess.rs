@@ -2,7 +2,8 @@
 //! `CLIPImageProcessorPil` (Pillow bicubic), and its allocation behaviour.
 
 use edgeclip::bundle::Bundle;
-use edgeclip::commands::{read_rgb, synthetic_frame};
+use edgeclip::capture::still::read_rgb;
+use edgeclip::cli::bench::synthetic_frame;
 use edgeclip::preprocess::{crop_origin, resized_size, Preprocessor, RgbFrame};
 
 use crate::util::{bundle_dir, data_dir, golden_dir, golden_images, max_abs_diff, read_f32};

@@ -9,7 +9,9 @@
 //! thread converts each one once into an RGB image (`convert`), which is the
 //! stage boundary where data is copied. `motion` decides which frames are
 //! worth an inference. Errors carry a [`CaptureErrorKind`] that says what the
-//! loop should do: skip the frame, wait, reopen the device, or stop.
+//! loop should do: skip the frame, wait, reopen the device, or stop. Outside
+//! the daemon, `still` decodes single image files (for `classify`, `eval`
+//! and the tests).
 
 pub mod convert;
 pub mod exec;
@@ -18,6 +20,7 @@ pub mod jpeg;
 pub mod motion;
 pub mod slot;
 pub mod spec;
+pub mod still;
 pub mod v4l2;
 
 use std::fmt;
