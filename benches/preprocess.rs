@@ -8,7 +8,7 @@
 mod common;
 
 use common::median_ms;
-use edgeclip::commands::synthetic_frame;
+use edgeclip::cli::bench::synthetic_frame;
 use edgeclip::model::bundle::ResizeFilter;
 use edgeclip::model::preprocess::resample::Resampler;
 use edgeclip::model::preprocess::{crop_origin, resized_size};

@@ -23,7 +23,7 @@
 //! subcommand; [`util`] holds what several stages share.
 
 pub mod capture;
-pub mod commands;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod gpio;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use edgeclip::capture::mjpeg::MjpegFrames;
+use edgeclip::capture::still::read_rgb;
 use edgeclip::capture::{Frame, PixelFormat};
-use edgeclip::commands::read_rgb;
 use edgeclip::pipeline::convert::{reduction, ConvertError, Converter, RgbImage};
 use edgeclip::pipeline::jpeg::{missing_dht_before, JpegError};
 

@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use edgeclip::capture::mjpeg::MjpegFrames;
-use edgeclip::commands::{classify, eval, ClassifyArgs, EvalArgs};
+use edgeclip::cli::classify::{classify, ClassifyArgs};
+use edgeclip::cli::eval::{eval, EvalArgs};
+use edgeclip::cli::ModelArgs;
 use serde_json::Value;
 
 use crate::support::paths::{demo_model_dir as model_dir, repo};
@@ -20,16 +22,20 @@ use crate::support::timing::emulated;
 /// `classify --top 1 --json --every EVERY STREAM` with the demo model.
 fn top1_json(stream: PathBuf, every: usize) -> ClassifyArgs {
     ClassifyArgs {
-        model: model_dir(),
+        model: demo_model(),
         labels: None,
         top: 1,
         json: true,
         embedding: false,
-        threads: 1,
         no_fold: false,
         every,
         images: vec![stream],
     }
+}
+
+/// `--model` at the demo model, one thread.
+fn demo_model() -> ModelArgs {
+    ModelArgs { bundle: model_dir(), threads: 1 }
 }
 
 fn read_json(path: &Path) -> Value {
@@ -62,7 +68,7 @@ const FLOOR_HELD_OUT: f64 = 0.92;
 #[test]
 fn zero_shot_accuracy_on_the_committed_shapes_set_stays_above_its_floor() {
     let data = repo().join("tests/data/shapes");
-    let args = EvalArgs { model: model_dir(), labels: None, data: data.clone(), json: true, threads: 1 };
+    let args = EvalArgs { model: demo_model(), labels: None, data: data.clone(), json: true };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     eval(&args, &mut out, &mut err).unwrap();
     assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));

@@ -1,7 +1,8 @@
 //! Preprocessing against the golden tensors from transformers'
 //! `CLIPImageProcessorPil` (Pillow bicubic), and its allocation behaviour.
 
-use edgeclip::commands::{read_rgb, synthetic_frame};
+use edgeclip::capture::still::read_rgb;
+use edgeclip::cli::bench::synthetic_frame;
 use edgeclip::model::bundle::Bundle;
 use edgeclip::model::preprocess::{crop_origin, resized_size, Preprocessor, RgbFrame};
 

@@ -9,7 +9,9 @@
 //! [`slot`], which is the stage boundary where data is copied, and the
 //! pipeline (`crate::pipeline`) takes it from there. [`mjpeg`] splits the
 //! Motion-JPEG streams that commands and recordings deliver. Errors carry a [`CaptureErrorKind`] that says what the
-//! loop should do: skip the frame, wait, reopen the device, or stop.
+//! loop should do: skip the frame, wait, reopen the device, or stop. Outside
+//! the daemon, [`still`] decodes single image files (for `classify`, `eval`
+//! and the tests).
 
 pub mod exec;
 pub mod file;
@@ -17,6 +19,7 @@ pub mod frame;
 pub mod mjpeg;
 pub mod slot;
 pub mod spec;
+pub mod still;
 pub mod v4l2;
 
 use std::fmt;

@@ -1,0 +1,173 @@
+//! The `edgeclip` command line: its parser and one module per subcommand.
+//!
+//! - `classify` ([`classify`]): the most likely labels of images or MJPEG frames.
+//! - `eval` ([`eval`]): zero-shot top-1 accuracy on a labelled folder.
+//! - `info` ([`info`]): what a model bundle holds and how tract runs it here.
+//! - `bench` ([`bench`](mod@bench)): timings of preprocessing and the image encoder.
+//! - `embed-labels` ([`embed_labels`]): a labels file to a `labels.emb`.
+//! - `capture` ([`capture`]): frames from a source written as image files.
+//! - `run` ([`run`](mod@run)): the daemon.
+//! - `check-config`, `print-config` ([`config`]): the daemon's configuration.
+//! - `devices` ([`devices`]): the V4L2 cameras.
+//! - `tokenize` ([`tokenize`]): CLIP token ids of texts.
+//!
+//! Each module declares its arguments with clap's derive, so that the help
+//! text is the doc comment beside the field, and has a function that takes
+//! them and writers for its output: the binary only parses and calls [`run()`],
+//! and tests call the same functions. Options that several subcommands share
+//! are declared once ([`ModelArgs`]) and flattened where they are used.
+//! Errors carry the cause in one line; the binary prints them with `{:#}`.
+
+pub mod bench;
+pub mod capture;
+pub mod classify;
+pub mod config;
+pub mod devices;
+pub mod embed_labels;
+pub mod eval;
+pub mod info;
+pub mod run;
+pub mod tokenize;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::model::bundle::Bundle;
+use crate::model::encode::{EncoderOptions, ImageEncoder};
+
+/// Where `--model` points when it is not given: the bundled demo model,
+/// relative to the working directory, so that it is found both in the
+/// repository and in /usr/share/edgeclip, where the package installs it. The
+/// daemon's configuration has its own default, an absolute path: a service
+/// does not choose its working directory.
+pub const DEMO_MODEL_RELATIVE: &str = "models/tiny-shapes";
+
+/// Level of the logs on stderr for every subcommand but `run`, whose
+/// configuration sets it: warnings only, so that a command's output stays
+/// its own.
+const COMMAND_LOG_FILTER: &str = "warn";
+
+/// The `edgeclip` command line.
+#[derive(Parser)]
+#[command(name = "edgeclip", version, about = "Zero-shot CLIP detections from a camera, published over MQTT")]
+pub struct Cli {
+    /// Where label embeddings computed on this machine are cached (default:
+    /// $EDGECLIP_CACHE_DIR, else $XDG_CACHE_HOME/edgeclip, else ~/.cache/edgeclip).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands; each variant's doc comment is its line in `edgeclip --help`.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Print the most likely labels for each image.
+    Classify(classify::ClassifyArgs),
+    // Not a doc comment: rustdoc would read `<label>` as an HTML tag.
+    #[command(about = "Zero-shot top-1 accuracy on a labelled folder (DATA/<label>/<image>.png)")]
+    Eval(eval::EvalArgs),
+    /// Describe a model bundle and how tract runs it on this CPU.
+    Info(info::InfoArgs),
+    /// Time preprocessing of a 640x480 frame and the image encoder (JSON lines).
+    Bench(bench::BenchArgs),
+    /// Embed a labels file with the bundle's text encoder and write a labels.emb.
+    EmbedLabels(embed_labels::EmbedLabelsArgs),
+    /// Write frames from a camera or a recording as image files, for checking a source.
+    Capture(capture::CaptureArgs),
+    /// Run the daemon: watch the configured cameras and publish detections over MQTT.
+    Run(run::RunArgs),
+    /// Check a configuration file: every mistake is reported with its file, line and key.
+    CheckConfig(config::CheckConfigArgs),
+    /// Print the documented default configuration (boards/edgeclip.toml).
+    PrintConfig,
+    /// List the V4L2 capture devices (cameras): stable names, driver, formats, sizes, rates.
+    Devices,
+    /// Print the CLIP token ids of each text, as the text encoder reads them.
+    Tokenize(tokenize::TokenizeArgs),
+}
+
+/// The model options of every subcommand that loads a bundle.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model bundle directory.
+    #[arg(long = "model", value_name = "MODEL", default_value = DEMO_MODEL_RELATIVE)]
+    pub bundle: PathBuf,
+    /// Threads for matrix multiplication.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+impl ModelArgs {
+    /// How to load the encoders: these threads, constant chains folded.
+    pub fn encoder_options(&self) -> EncoderOptions {
+        EncoderOptions { threads: self.threads, ..Default::default() }
+    }
+
+    /// The bundle and its image encoder, loaded with `options`.
+    fn load_image_encoder(&self, options: &EncoderOptions) -> anyhow::Result<(Bundle, Arc<ImageEncoder>)> {
+        let bundle = Bundle::load(&self.bundle)?;
+        let encoder = ImageEncoder::load(&bundle, options)?;
+        Ok((bundle, Arc::new(encoder)))
+    }
+}
+
+/// Runs the parsed command line, writing its output to `out` and per-input
+/// errors to `err`. `init_logging` sets up the logs at the level it is given:
+/// at once for a one-shot command, and for `run` once its configuration has
+/// said which.
+pub fn run(cli: Cli, init_logging: fn(&str), out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
+    if let Command::Run(args) = &cli.command {
+        return run::daemon(args, cli.cache_dir.as_deref(), init_logging);
+    }
+    init_logging(COMMAND_LOG_FILTER);
+    if let Some(dir) = &cli.cache_dir {
+        // One source of truth for the cache location (labelset::default_cache_dir);
+        // set before any thread starts.
+        std::env::set_var("EDGECLIP_CACHE_DIR", dir);
+    }
+    match &cli.command {
+        Command::Classify(args) => classify::classify(args, out, err),
+        Command::Eval(args) => eval::eval(args, out, err),
+        Command::Info(args) => info::info(args, out),
+        Command::Bench(args) => bench::bench(args, out),
+        Command::EmbedLabels(args) => embed_labels::embed_labels(args, out, err),
+        Command::Capture(args) => capture::capture(args, out),
+        Command::Run(_) => unreachable!("handled above"),
+        Command::CheckConfig(args) => config::check_config(args, out),
+        Command::PrintConfig => config::print_config(out),
+        Command::Devices => devices::devices(out),
+        Command::Tokenize(args) => tokenize::tokenize(args, out),
+    }
+}
+
+/// A duration in milliseconds, as the commands print them.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// clap's own checks of the declarations (no two options with one name,
+    /// defaults that parse), which otherwise run only when a subcommand is used.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn model_options_default_to_the_demo_model_on_one_thread() {
+        let cli = Cli::try_parse_from(["edgeclip", "info"]).unwrap();
+        let Command::Info(info) = cli.command else { panic!("not info") };
+        assert_eq!(info.model.bundle, PathBuf::from(DEMO_MODEL_RELATIVE));
+        assert_eq!(info.model.threads, 1);
+    }
+}
