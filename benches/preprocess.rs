@@ -11,7 +11,7 @@ use common::median_ms;
 use edgeclip::cli::bench::synthetic_frame;
 use edgeclip::model::bundle::ResizeFilter;
 use edgeclip::model::preprocess::resample::Resampler;
-use edgeclip::model::preprocess::{crop_origin, resized_size};
+use edgeclip::model::preprocess::{crop_origin, resized_size, RgbFrame};
 use fast_image_resize as fir;
 
 /// Frames timed per measurement; the median of `ROUNDS` measurements is kept.
@@ -33,7 +33,8 @@ fn main() {
         let mut ours = vec![0u8; (size * size * 3) as usize];
         let mut resampler = Resampler::new();
         let t_ours = median_ms(frames, rounds, || {
-            resampler.resize_crop(&src, w, h, resized, ResizeFilter::Bicubic, origin, size, &mut ours);
+            let frame = RgbFrame { width: w, height: h, data: &src };
+            resampler.resize_crop(frame, resized, ResizeFilter::Bicubic, origin, size, &mut ours);
         });
 
         let mut theirs = vec![0u8; (size * size * 3) as usize];

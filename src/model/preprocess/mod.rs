@@ -130,16 +130,7 @@ impl Preprocessor {
             return Err(PreprocessError::Elongated { width: frame.width, height: frame.height });
         }
         let origin = crop_origin((rw, rh), self.size);
-        self.resampler.resize_crop(
-            frame.data,
-            frame.width,
-            frame.height,
-            (rw, rh),
-            self.filter,
-            origin,
-            self.size,
-            &mut self.cropped,
-        );
+        self.resampler.resize_crop(frame, (rw, rh), self.filter, origin, self.size, &mut self.cropped);
 
         let s = self.size as usize;
         let (r_out, rest) = out.split_at_mut(s * s);

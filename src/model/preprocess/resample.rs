@@ -15,6 +15,7 @@
 //! The weight tables depend only on the frame size, so they are computed
 //! once and kept while the size stays; a warm frame allocates nothing.
 
+use super::RgbFrame;
 use crate::model::bundle::ResizeFilter;
 
 /// Fixed-point precision of the weights, as Pillow's `PRECISION_BITS` for
@@ -131,21 +132,19 @@ impl Resampler {
         Resampler::default()
     }
 
-    /// Resizes the `src_w`×`src_h` RGB8 image `src` to `resized` (as Pillow's
+    /// Resizes the RGB8 image `frame` to `resized` (as Pillow's
     /// `Image.resize`) and writes the `crop`×`crop` window at `origin` of the
     /// result into `dst` (RGB8, `crop`×`crop`×3 bytes).
-    #[allow(clippy::too_many_arguments)]
     pub fn resize_crop(
         &mut self,
-        src: &[u8],
-        src_w: u32,
-        src_h: u32,
+        frame: RgbFrame<'_>,
         resized: (u32, u32),
         filter: ResizeFilter,
         origin: (u32, u32),
         crop: u32,
         dst: &mut [u8],
     ) {
+        let (src, src_w, src_h) = (frame.data, frame.width, frame.height);
         let (rw, rh) = resized;
         let (left, top) = (origin.0 as usize, origin.1 as usize);
         let c = crop as usize;
