@@ -245,8 +245,8 @@ mod pipeline {
     /// counters.
     fn run_gated_camera(script: &[State]) -> (Vec<Event>, edgeclip::daemon::stats::CounterSnapshot) {
         use edgeclip::daemon::camera::{Camera, CameraReport, InferenceSetup};
+        use edgeclip::daemon::camera_labels::{CameraLabels, LabelsOrigin};
         use edgeclip::gpio::AnyInputPin;
-        use edgeclip::labels::camera::{CameraLabels, LabelsOrigin};
         use edgeclip::model::encode::{EncoderOptions, ImageEncoder};
         use edgeclip::pipeline::detect::DetectorOptions;
         use edgeclip::pipeline::inference::InferenceOptions;

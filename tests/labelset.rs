@@ -8,13 +8,12 @@ use std::sync::Arc;
 
 use edgeclip::labels::file;
 use edgeclip::labels::resolve::{resolve_file, LabelOptions, ResolveReport};
-use edgeclip::labels::set::LabelSet;
 use edgeclip::labels::LabelEmbeddings;
 use edgeclip::model::bundle::Bundle;
 use edgeclip::model::encode::{EncoderOptions, ImageEncoder};
 use edgeclip::model::preprocess::RgbFrame;
 use edgeclip::pipeline::classify::Classifier;
-use edgeclip::pipeline::matcher::Matcher;
+use edgeclip::pipeline::matcher::{LabelSet, Matcher};
 
 use crate::support::golden::cosine;
 use crate::support::paths::{bundle_dir, copy_dir_to_temp, data_dir};

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::{ms, ModelArgs};
-use crate::labels::{file, LabelEmbeddings};
+use crate::labels::{file, EmbeddedLabel, LabelEmbeddings};
 use crate::model::bundle::Bundle;
 use crate::model::encode::text::TextEncoder;
 
@@ -39,7 +39,8 @@ pub fn embed_labels(args: &EmbedLabelsArgs, out: &mut dyn Write, err: &mut dyn W
     let mut embedded = Vec::with_capacity(wanted.len());
     let mut warnings = Vec::new();
     for label in &wanted {
-        embedded.push(encoder.embed_label(label, &mut |l, p| warnings.push(l.truncation_warning(labels, p)))?);
+        embedded
+            .push(EmbeddedLabel::compute(&encoder, label, &mut |l, p| warnings.push(l.truncation_warning(labels, p)))?);
     }
     for warning in &warnings {
         writeln!(err, "warning: {warning}")?;

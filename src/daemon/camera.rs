@@ -23,11 +23,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::camera_labels::CameraLabels;
 use crate::capture::slot::{Latest, TakeError};
 use crate::capture::{CaptureErrorKind, FrameSource, OwnedFrame, PixelFormat};
 use crate::gpio::input::InputGate;
 use crate::gpio::AnyInputPin;
-use crate::labels::camera::CameraLabels;
 use crate::model::bundle::Bundle;
 use crate::model::encode::ImageEncoder;
 use crate::pipeline::classify::Classifier;

@@ -7,7 +7,8 @@
 //!   ([`crate::publish::publisher`]);
 //! - command topics switch cameras on and off and replace their labels;
 //! - labels files are watched, and SIGHUP reloads them
-//!   ([`crate::labels::watch`]);
+//!   ([`crate::labels::watch`]); a camera's labels become its matcher and
+//!   its detector's labels ([`camera_labels`]);
 //! - stats are published every `mqtt.stats_interval_s` ([`stats`]);
 //! - GPIO outputs follow their camera's events ([`crate::gpio`]), set to their
 //!   safe level before any camera starts and again at the end;
@@ -20,6 +21,7 @@
 //! queues, and label sets are embedded on threads of their own.
 
 pub mod camera;
+pub mod camera_labels;
 pub mod signals;
 pub mod stats;
 
@@ -37,7 +39,6 @@ use crate::config::{Broker, CameraConfig, Config};
 use crate::gpio::input::InputGate;
 use crate::gpio::output::EventOutput;
 use crate::gpio::{AnyInputPin, AnyOutputPin, LabelFilter};
-use crate::labels::camera::{CameraLabels, LabelsOrigin, MAX_COMMAND_LABELS_BYTES};
 use crate::labels::resolve::{LabelOptions, ResolveReport};
 use crate::labels::watch::{self, FileWatch};
 use crate::model::bundle::Bundle;
@@ -48,6 +49,7 @@ use crate::publish::mqtt::{Incoming, MqttClient};
 use crate::publish::payloads::Switch;
 use crate::publish::publisher::Publisher;
 use crate::publish::topics::{CommandTopic, Topics};
+use camera_labels::{CameraLabels, LabelsOrigin, MAX_COMMAND_LABELS_BYTES};
 
 use camera::{camera_span, Camera, CameraReport, InferenceSetup};
 use stats::{CameraView, StatsReporter};

@@ -6,6 +6,8 @@ use std::fs;
 use std::path::Path;
 
 use super::{Label, LabelsError};
+use crate::model::encode::text::{normalized, TextEncoder};
+use crate::model::encode::EncodeError;
 
 /// Magic bytes at the start of a `labels.emb` file.
 pub const EMB_MAGIC: &[u8; 8] = b"ECLIPEMB";
@@ -23,6 +25,27 @@ pub struct EmbeddedLabel {
     pub prompts: Vec<String>,
     /// L2-normalized.
     pub vector: Vec<f32>,
+}
+
+impl EmbeddedLabel {
+    /// A label's vector from the text encoder: the normalized mean of its
+    /// prompts' normalized embeddings (a prompt ensemble). `on_truncated`
+    /// hears of every prompt cut to the encoder's context.
+    pub fn compute(
+        encoder: &TextEncoder,
+        label: &Label,
+        on_truncated: &mut dyn FnMut(&Label, &str),
+    ) -> Result<EmbeddedLabel, EncodeError> {
+        let mut sum = vec![0.0f32; encoder.embedding_dim()];
+        for prompt in &label.prompts {
+            let e = encoder.embed_prompt(prompt)?;
+            if e.truncated {
+                on_truncated(label, prompt);
+            }
+            sum.iter_mut().zip(&e.vector).for_each(|(s, v)| *s += v);
+        }
+        Ok(EmbeddedLabel { name: label.name.clone(), prompts: label.prompts.clone(), vector: normalized(&sum) })
+    }
 }
 
 /// The content of a `labels.emb` file.

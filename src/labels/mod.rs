@@ -6,18 +6,14 @@
 //! the sha256 of the text encoder that embedded them, so that a stale file is
 //! detected rather than silently matched ([`embeddings`]). [`resolve`]
 //! decides where each label's embedding comes from (the bundle's
-//! `labels.emb`, the cache, or the text encoder); [`set`] holds the matcher
-//! a thread matches frames against while another replaces it; [`camera`] is
-//! a camera's labels in the daemon, and [`watch`] notices a labels file's
-//! edits.
+//! `labels.emb`, the cache, or the text encoder), and [`watch`] notices a
+//! labels file's edits.
 
 use std::path::PathBuf;
 
-pub mod camera;
 pub mod embeddings;
 pub mod file;
 pub mod resolve;
-pub mod set;
 pub mod watch;
 
 pub use embeddings::{EmbeddedLabel, LabelEmbeddings};

@@ -154,7 +154,7 @@ pub fn resolve_labels(
         }
         let mut warn_truncated =
             |l: &Label, prompt: &str| tracing::warn!("{}", l.truncation_warning(labels_path, prompt));
-        found.push(encoder.embed_label(label, &mut warn_truncated)?);
+        found.push(EmbeddedLabel::compute(&encoder, label, &mut warn_truncated)?);
         report.embedded += 1;
     }
     if let Some(file) = &cache_file {

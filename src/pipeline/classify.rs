@@ -9,11 +9,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::labels::set::LabelSet;
 use crate::model::bundle::Bundle;
 use crate::model::encode::{EncodeError, EncoderSession, ImageEncoder};
 use crate::model::preprocess::{PreprocessError, Preprocessor, RgbFrame};
-use crate::pipeline::matcher::{Matcher, Scores};
+use crate::pipeline::matcher::{LabelSet, Matcher, Scores};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {

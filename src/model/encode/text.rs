@@ -14,7 +14,6 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::tvec;
 
 use super::{executor_for, load_plan, EncodeError, EncoderOptions, EncoderReport};
-use crate::labels::{EmbeddedLabel, Label};
 use crate::model::bundle::{Bundle, TextSpec};
 use crate::model::tokenize::ClipTokenizer;
 
@@ -88,28 +87,10 @@ impl TextEncoder {
         }
         Ok(PromptEmbedding { vector: normalized(values), truncated: tokens.truncated })
     }
-
-    /// A label's vector: the normalized mean of its prompts' normalized
-    /// embeddings. `on_truncated` hears of every prompt cut to the context.
-    pub fn embed_label(
-        &self,
-        label: &Label,
-        on_truncated: &mut dyn FnMut(&Label, &str),
-    ) -> Result<EmbeddedLabel, EncodeError> {
-        let mut sum = vec![0.0f32; self.dim];
-        for prompt in &label.prompts {
-            let e = self.embed_prompt(prompt)?;
-            if e.truncated {
-                on_truncated(label, prompt);
-            }
-            sum.iter_mut().zip(&e.vector).for_each(|(s, v)| *s += v);
-        }
-        Ok(EmbeddedLabel { name: label.name.clone(), prompts: label.prompts.clone(), vector: normalized(&sum) })
-    }
 }
 
 /// `v / |v|`; a zero vector stays zero (it then matches nothing).
-fn normalized(v: &[f32]) -> Vec<f32> {
+pub(crate) fn normalized(v: &[f32]) -> Vec<f32> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         v.iter().map(|x| x / norm).collect()

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::file;
-use super::resolve::{resolve_labels, LabelOptions, ResolveReport};
+use crate::labels::file;
+use crate::labels::resolve::{resolve_labels, LabelOptions, ResolveReport};
 use crate::model::bundle::Bundle;
 use crate::pipeline::detect::DetectorLabel;
 use crate::pipeline::matcher::Matcher;
