@@ -17,7 +17,7 @@
 #   /usr/bin/edgeclip                           the binary
 #   /usr/share/edgeclip/models/tiny-shapes/     the bundled demo model
 #   /usr/share/edgeclip/boards/BOARD.toml       a tuned configuration per board
-#   /usr/share/doc/edgeclip/                    README.md and the board notes
+#   /usr/share/doc/edgeclip/                    README.md, mqtt.md and the board notes
 #   /etc/edgeclip/edgeclip.toml, labels.txt     the configuration: installed only
 #                                               when absent, never overwritten
 #   /etc/systemd/system/edgeclip.service        the unit (--unit-dir to change)
@@ -96,6 +96,7 @@ if [ -d "$here/models" ] && [ -f "$here/edgeclip.toml" ]; then
     labels_src=$here/labels.txt
     unit_src=$here/edgeclip.service
     readme_src=$here/README.md
+    mqtt_doc_src=$here/docs/mqtt.md
 elif [ -f "$here/../Cargo.toml" ] && [ -f "$here/edgeclip.service" ]; then
     # A checkout: this script is boards/install.sh.
     layout=source
@@ -106,6 +107,7 @@ elif [ -f "$here/../Cargo.toml" ] && [ -f "$here/edgeclip.service" ]; then
     labels_src=$here/labels.txt
     unit_src=$here/edgeclip.service
     readme_src=$root/README.md
+    mqtt_doc_src=$root/docs/mqtt.md
 else
     die "cannot tell what to install from '$here': run the install.sh inside an unpacked edgeclip-VERSION-ARCH.tar.gz (tools/packaging/package.sh makes it), or boards/install.sh of a source checkout"
 fi
@@ -117,7 +119,7 @@ if [ ! -f "$binary" ]; then
     fi
     die "no binary at '$binary': unpack the whole tarball again, or pass one with --binary PATH"
 fi
-for f in "$config_src" "$labels_src" "$unit_src" "$readme_src"; do
+for f in "$config_src" "$labels_src" "$unit_src" "$readme_src" "$mqtt_doc_src"; do
     [ -f "$f" ] || die "'$f' is missing from the $layout layout under '$here'; unpack the whole tarball again (or restore it in the checkout)"
 done
 for f in "${model_files[@]}"; do
@@ -172,8 +174,9 @@ for f in "${board_configs[@]}"; do
     if [ "$layout" = tarball ]; then name=$(basename "$f"); else name=$(basename "$(dirname "$f")").toml; fi
     put "$f" "/usr/share/edgeclip/boards/$name" 0644
 done
-# Documentation: the README and each board's notes.
+# Documentation: the README, the MQTT reference and each board's notes.
 put "$readme_src" /usr/share/doc/edgeclip/README.md 0644
+put "$mqtt_doc_src" /usr/share/doc/edgeclip/mqtt.md 0644
 for f in "${board_notes[@]}"; do
     if [ "$layout" = tarball ] || [ "$f" = "$here/README.md" ]; then
         name=$(basename "$f")

@@ -362,6 +362,7 @@ fn package_makes_a_deb_with_the_files_and_maintainer_scripts() {
             ("/lib/systemd/system/edgeclip.service", "-rw-r--r--"),
             ("/usr/share/doc/edgeclip/copyright", "-rw-r--r--"),
             ("/usr/share/doc/edgeclip/README.md", "-rw-r--r--"),
+            ("/usr/share/doc/edgeclip/mqtt.md", "-rw-r--r--"),
         ],
         "/usr/share/edgeclip/models/tiny-shapes",
         "/usr/share/edgeclip/boards",
@@ -449,6 +450,7 @@ fn package_makes_a_tarball_that_install_sh_installs_into_a_destdir() {
             ("labels.txt", "-rw-r--r--"),
             ("edgeclip.service", "-rw-r--r--"),
             ("README.md", "-rw-r--r--"),
+            ("docs/mqtt.md", "-rw-r--r--"),
         ],
         "models/tiny-shapes",
         "boards",
@@ -475,6 +477,7 @@ fn package_makes_a_tarball_that_install_sh_installs_into_a_destdir() {
         ("etc/edgeclip/labels.txt".into(), 0o644),
         ("etc/systemd/system/edgeclip.service".into(), 0o644),
         ("usr/share/doc/edgeclip/README.md".into(), 0o644),
+        ("usr/share/doc/edgeclip/mqtt.md".into(), 0o644),
     ];
     for f in MODEL_FILES {
         installed.push((format!("usr/share/edgeclip/models/tiny-shapes/{f}"), 0o644));
