@@ -391,7 +391,11 @@ mod character_device {
             let mut words: Vec<String> =
                 ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"].map(String::from).to_vec();
             words.extend(runner.into_iter().flatten());
-            command_under_runner(std::path::Path::new(env!("CARGO_BIN_EXE_edgeclip")), Some(&words))
+            // A copy `nobody` may read: the target folder can be under root's
+            // home (0700), which an emulator run as `nobody` cannot open.
+            let binary = dir.path().join("edgeclip");
+            std::fs::copy(env!("CARGO_BIN_EXE_edgeclip"), &binary).unwrap();
+            command_under_runner(&binary, Some(&words))
         } else {
             edgeclip_command()
         };
