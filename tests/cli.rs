@@ -138,4 +138,42 @@ fn info_describes_the_bundle() {
     ] {
         assert!(stdout.contains(want), "'{want}' missing from:\n{stdout}");
     }
+    // Every DynamicQuantizeLinear of the file runs as the vectorized op.
+    let ops = stdout.lines().find(|l| l.contains("operators")).unwrap();
+    let in_file: usize =
+        ops.split("DynamicQuantizeLinear ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    assert!(stdout.contains(&format!("{in_file} dynamic quantizations vectorized")), "{stdout}");
+}
+
+#[test]
+fn bench_profile_names_the_slowest_nodes() {
+    let out = edgeclip_command()
+        .args(["bench", "--iters", "2", "--warmup", "1", "--profile", "--frames"])
+        .arg(crate::support::paths::demo_model_dir().join("demo.mjpeg"))
+        .arg("--model")
+        .arg(bundle_dir("tiny-int8"))
+        .output_watched()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stages: Vec<String> = stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["stage"].as_str().unwrap().to_string())
+        .collect();
+    // tiny-int8 has no text encoder: no text-encoder line.
+    assert_eq!(stages, ["preprocess-640x480", "image-encoder", "frame-640x480"], "{stdout}");
+    // The node lines: time, share, op (with its kernel for a product),
+    // shapes and the node's name; the shares of the per-operator lines add
+    // up to the whole run.
+    let nodes: Vec<&str> = stdout.lines().filter(|l| l.starts_with("# ") && l.contains(" -> ")).collect();
+    assert!(!nodes.is_empty() && nodes.len() <= 20, "{stdout}");
+    assert!(nodes.iter().any(|l| l.contains("OptMatMul (") && l.contains("_i32_")), "no int8 product:\n{stdout}");
+    let shares: f64 = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("# per operator"))
+        .skip(1)
+        .map(|l| l.split('%').next().unwrap().rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!((shares - 100.0).abs() < 1.0, "per-operator shares add up to {shares}:\n{stdout}");
 }

@@ -89,9 +89,10 @@ fn print_report(report: &EncoderReport, out: &mut dyn Write) -> anyhow::Result<(
     writeln!(out, "  operators   {}", counts_line(&report.onnx_ops))?;
     writeln!(
         out,
-        "  tract plan  {} nodes, {} constant chains folded, loaded in {:.0} ms",
+        "  tract plan  {} nodes, {} constant chains folded, {} dynamic quantizations vectorized, loaded in {:.0} ms",
         report.plan_nodes,
         report.folded_nodes,
+        report.quantize_nodes,
         ms(report.load_time)
     )?;
     let kernels = if report.kernels.is_empty() { "none".to_string() } else { counts_line(&report.kernels) };

@@ -8,7 +8,10 @@
 //! tract does not implement are reported by name before tract's own, less
 //! readable, type-inference error. After `into_optimized()` the graph goes
 //! through [`fold`], which evaluates once the constant chains tract leaves
-//! in the per-frame plan (see that module for why).
+//! in the per-frame plan (see that module for why), and [`quantize`], which
+//! swaps tract's element-at-a-time dynamic quantization for a vectorized one.
+//! Plans run through [`vector_state::eval_node`], which keeps tract's AVX
+//! kernels from slowing down the SSE code that runs after them.
 //!
 //! An [`ImageEncoder`] is the loaded, optimized plan and can be shared
 //! between threads; each inference thread runs it through its own
@@ -17,7 +20,9 @@
 //! multithread executor.
 
 pub mod fold;
+pub mod quantize;
 pub mod text;
+pub mod vector_state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,6 +94,8 @@ pub struct EncoderReport {
     pub kernels: BTreeMap<String, usize>,
     /// Nodes replaced by constants by the folding pass.
     pub folded_nodes: usize,
+    /// Dynamic quantizations swapped for [`quantize::DynamicQuantizeU8`].
+    pub quantize_nodes: usize,
     /// Nodes in the optimized plan.
     pub plan_nodes: usize,
     pub load_time: Duration,
@@ -271,6 +278,7 @@ pub(crate) fn load_plan(
     let mut optimized = typed.into_optimized().map_err(tract_err)?;
     let folded_nodes =
         if options.fold_constants { fold::fold_constant_chains(&mut optimized).map_err(tract_err)? } else { 0 };
+    let quantize_nodes = quantize::speed_up_dynamic_quantization(&mut optimized).map_err(tract_err)?;
 
     let mut kernels = BTreeMap::new();
     for node in optimized.nodes() {
@@ -282,17 +290,44 @@ pub(crate) fn load_plan(
     }
     let plan_nodes = optimized.nodes().len();
     let plan = optimized.into_runnable().map_err(tract_err)?;
-    let report = EncoderReport { onnx_ops, kernels, folded_nodes, plan_nodes, load_time: started.elapsed() };
+    let report =
+        EncoderReport { onnx_ops, kernels, folded_nodes, quantize_nodes, plan_nodes, load_time: started.elapsed() };
     tracing::info!(
         encoder = %path.display(),
         precision = %spec.precision,
         plan_nodes,
         folded_nodes,
+        quantize_nodes,
         kernels = ?report.kernels,
         load_ms = report.load_time.as_millis() as u64,
         "encoder loaded"
     );
     Ok((plan, report))
+}
+
+/// The time one node of the plan took in a profiled run.
+#[derive(Debug, Clone)]
+pub struct NodeTiming {
+    /// The node's name in the plan: the ONNX node it came from, with the
+    /// suffix of the last tract rewrite that touched it.
+    pub node: String,
+    /// tract's operator name (`OptMatMul`, `Conv`…).
+    pub op: String,
+    /// For a matrix product, the kernel that ran it; empty otherwise.
+    pub detail: String,
+    /// The first input's shape, e.g. `[1, 50, 512]`.
+    pub input_shape: String,
+    /// The first output's shape.
+    pub output_shape: String,
+    pub time: Duration,
+}
+
+/// The kernel a matrix-product node runs with, for the profile.
+fn op_detail(op: &dyn TypedOp) -> String {
+    match op.downcast_ref::<OptMatMul>() {
+        Some(mm) => mm.mmm.iter().map(|k| k.name().to_string()).collect::<Vec<_>>().join("+"),
+        None => String::new(),
+    }
 }
 
 /// One inference thread's handle on a shared [`ImageEncoder`].
@@ -324,8 +359,10 @@ impl EncoderSession {
         let input = TValue::from_const(self.input.clone());
         let executor = self.encoder.executor.clone();
         let state = &mut self.state;
-        let outputs = tract_linalg::multithread::multithread_tract_scope(executor, || state.run(tvec![input]))
-            .map_err(|e| EncodeError::Run(format!("{e:#}")))?;
+        let outputs = tract_linalg::multithread::multithread_tract_scope(executor, || {
+            state.run_plan_with_eval(tvec![input], vector_state::eval_node)
+        })
+        .map_err(|e| EncodeError::Run(format!("{e:#}")))?;
         let out =
             outputs[0].as_plain_ram().ok_or_else(|| EncodeError::Run("encoder output is not a plain tensor".into()))?;
         let values = out.as_slice::<f32>().map_err(|e| EncodeError::Run(format!("{e:#}")))?;
@@ -340,26 +377,36 @@ impl EncoderSession {
         Ok(&self.embedding)
     }
 
-    /// Runs the encoder once, timing every node; returns the time per
-    /// operator name, slowest first. For `edgeclip bench --profile`.
-    pub fn run_profiled(&mut self) -> Result<Vec<(String, Duration, usize)>, EncodeError> {
+    /// Runs the encoder once, timing every node of tract's plan; returns
+    /// one row per node, slowest first. For `edgeclip bench --profile`.
+    pub fn run_profiled(&mut self) -> Result<Vec<NodeTiming>, EncodeError> {
         let input = TValue::from_const(self.input.clone());
         let executor = self.encoder.executor.clone();
         let state = &mut self.state;
-        let mut per_op: BTreeMap<String, (Duration, usize)> = BTreeMap::new();
+        let mut rows = Vec::new();
         tract_linalg::multithread::multithread_tract_scope(executor, || {
             state.run_plan_with_eval(tvec![input], |ctx, op_state, node, inputs| {
+                let inputs_shape = inputs.first().map(|i| format!("{:?}", i.shape())).unwrap_or_default();
                 let started = Instant::now();
-                let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
-                let entry = per_op.entry(node.op.name().to_string()).or_default();
-                entry.0 += started.elapsed();
-                entry.1 += 1;
+                let out = vector_state::eval_node(ctx, op_state, node, inputs);
+                let time = started.elapsed();
+                let output_shape = match &out {
+                    Ok(values) => values.first().map(|v| format!("{:?}", v.shape())).unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                rows.push(NodeTiming {
+                    node: node.name.clone(),
+                    op: node.op.name().to_string(),
+                    detail: op_detail(node.op.as_ref()),
+                    input_shape: inputs_shape,
+                    output_shape,
+                    time,
+                });
                 out
             })
         })
         .map_err(|e| EncodeError::Run(format!("{e:#}")))?;
-        let mut rows: Vec<(String, Duration, usize)> = per_op.into_iter().map(|(k, (d, n))| (k, d, n)).collect();
-        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.time));
         Ok(rows)
     }
 

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::SimpleState;
 use tract_onnx::tract_hir::internal::tvec;
 
 use super::{executor_for, load_plan, EncodeError, EncoderOptions, EncoderReport};
@@ -75,7 +76,8 @@ impl TextEncoder {
         let input =
             Tensor::from_shape(&[1, self.context], &tokens.ids).map_err(|e| EncodeError::Run(format!("{e:#}")))?;
         let outputs = tract_linalg::multithread::multithread_tract_scope(self.executor.clone(), || {
-            self.plan.run(tvec![input.into_tvalue()])
+            let mut state = SimpleState::new(&self.plan)?;
+            state.run_plan_with_eval(tvec![input.into_tvalue()], super::vector_state::eval_node)
         })
         .map_err(|e| EncodeError::Run(format!("{e:#}")))?;
         let out = outputs[0]
