@@ -1,46 +1,65 @@
 #!/usr/bin/env bash
 # The inference benchmark: edgeclip (tract) against onnxruntime on the same
-# ViT-B/32-shaped bundles, in one run, reported as ratios.
+# bundles, in one run, reported as ratios.
 #
-#   tools/bench/bench.sh [ITERS]        default ITERS: 20 timed runs per row
+#   tools/bench/bench.sh [ITERS] [BUNDLE...]     default ITERS: 20 timed runs per row
 #
-# Makes the random-weight ViT-B/32 bundles (fp32 and int8) in
-# target/bench-bundles if they are not there (tools/bench/make_bench_bundles.sh,
-# needs the tools/.venv, about 2 minutes), builds edgeclip in release mode,
-# then times, for each bundle: preprocessing of a 640x480 frame; the image
-# encoder with and without the constant folding, on 1 and 2 threads; and
-# onnxruntime on 1 and 2 threads. Raw JSON lines go to
-# target/bench-results.jsonl, the table to stdout. The machine is shared and
-# noisy: compare ratios within one run, not absolute numbers across runs.
+# For each bundle (default: the demo model, the ViT-B/32-shaped fp32 and int8
+# bundles, MobileCLIP2-S0 and TinyCLIP-8M int8, made by make_bench_bundles.sh
+# when missing) and for 1 and 2 threads, times in edgeclip and onnxruntime:
+# the image encoder, the text encoder (one prompt, tokenizer included) and the
+# whole path of a 640x480 camera frame (JPEG decode, preprocessing, encoder,
+# matching; the frames of models/tiny-shapes/demo.mjpeg). On a CPU with
+# AVX-512 it also times edgeclip with AVX-512 turned off in tract
+# (TRACT_CPU_ISA), the path of AVX2-only CPUs such as the Intel N100, against
+# the same onnxruntime numbers. Raw JSON lines go to target/bench-results.jsonl,
+# the table to stdout. The machine is shared and noisy: compare ratios within
+# one run, not milliseconds across runs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 iters=${1:-20}
+shift || true
 bundles=target/bench-bundles
 results=target/bench-results.jsonl
-tools/bench/make_bench_bundles.sh "$bundles"
+frames=models/tiny-shapes/demo.mjpeg
+if (($# > 0)); then
+    models=("$@")
+else
+    tools/bench/make_bench_bundles.sh "$bundles"
+    models=(models/tiny-shapes "$bundles"/vit-b-32-fp32 "$bundles"/vit-b-32-text-int8
+        "$bundles"/mobileclip2-s0-int8 "$bundles"/tinyclip-8m-int8)
+fi
 PY=$(tools/python/venv.sh)
 cargo build --release --locked --quiet
 bin=target/release/edgeclip
 
-: > "$results"
-for precision in fp32 int8; do
-    b=$bundles/vit-b-32-$precision
-    for threads in 1 2; do
-        {
-            "$PY" tools/bench/bench_onnxruntime.py --bundle "$b" --threads "$threads" --iters "$iters"
-            "$bin" bench --model "$b" --threads "$threads" --iters "$iters"
-            "$bin" bench --model "$b" --threads "$threads" --iters "$iters" --no-fold
-        } >> "$results"
-    done
-done
+# AVX-512 turned off in tract: the kernels an AVX2-only x86 CPU gets.
+avx2_only="-avx512f,-avx512vnni,-avx512fp16"
+has_avx512=$(grep -qw avx512f /proc/cpuinfo && echo 1 || echo 0)
 
-# The folding must not change what the encoder computes: classify the sample
-# images with and without it and compare the embeddings.
-for precision in fp32 int8; do
-    for fold in "" --no-fold; do
-        "$bin" classify --json --embedding $fold --model "$bundles/vit-b-32-$precision" \
-            tests/data/images/*.png > "target/bench-embeddings-$precision${fold:+-nofold}.jsonl"
+cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+echo "CPU: $cpu ($(nproc) cores); int8 kernels: $("$bin" info --model models/tiny-shapes | sed -n 's/^  kernels *//p' | grep -o '[a-z0-9_]*_i32_[0-9x_a-z]*' | sort -u | tr '\n' ' ')"
+if ((has_avx512)); then
+    echo "AVX2 path (TRACT_CPU_ISA=$avx2_only): $(TRACT_CPU_ISA=$avx2_only "$bin" info --model models/tiny-shapes | sed -n 's/^  kernels *//p' | grep -o '[a-z0-9_]*_i32_[0-9x_a-z]*' | sort -u | tr '\n' ' ')"
+fi
+echo
+
+: > "$results"
+for model in "${models[@]}"; do
+    for threads in 1 2; do
+        for stage in image-encoder text-encoder frame-640x480; do
+            if [[ $stage == text-encoder ]] && ! grep -q '^\[text\]' "$model/model.toml"; then
+                continue
+            fi
+            "$PY" tools/bench/bench_onnxruntime.py --bundle "$model" --stage "$stage" --frames "$frames" \
+                --threads "$threads" --iters "$iters" >> "$results"
+        done
+        "$bin" bench --model "$model" --threads "$threads" --iters "$iters" --frames "$frames" >> "$results"
+        if ((has_avx512)); then
+            TRACT_CPU_ISA=$avx2_only "$bin" bench --model "$model" --threads "$threads" --iters "$iters" \
+                --frames "$frames" | sed 's/"runtime":"edgeclip"/"runtime":"edgeclip-avx2"/' >> "$results"
+        fi
     done
 done
 
@@ -51,24 +70,29 @@ def find(**kw):
     for r in rows:
         if all(r.get(k) == v for k, v in kw.items()):
             return r
-ort = lambda p, t: find(runtime="onnxruntime", precision=p, threads=t)
-pre = [r for r in rows if r.get("stage") == "preprocess-640x480"]
-print(f"preprocess 640x480 -> 224x224 NCHW: median {min(r['median_ms'] for r in pre):.2f} ms (best of {len(pre)} runs' medians)")
+avx2 = any(r["runtime"] == "edgeclip-avx2" for r in rows)
+head = f"{'bundle':24} {'stage':14} {'thr':>3} {'edgeclip ms':>11} {'onnxrt ms':>9} {'ratio':>6}"
+if avx2:
+    head += f" {'avx2 ms':>8} {'ratio':>6}"
+print(head)
+for r in rows:
+    if r["runtime"] != "onnxruntime":
+        continue
+    name = r["bundle"]
+    e = [x for x in rows if x["runtime"] == "edgeclip" and x["stage"] == r["stage"]
+         and x["threads"] == r["threads"] and x["bundle"].rstrip("/").endswith(name)]
+    if not e:
+        continue
+    line = (f"{name + ' ' + r['precision'].replace('-dynamic', ''):24} {r['stage']:14} {r['threads']:>3} "
+            f"{e[0]['median_ms']:11.2f} {r['median_ms']:9.2f} {e[0]['median_ms'] / r['median_ms']:6.2f}")
+    if avx2:
+        a = [x for x in rows if x["runtime"] == "edgeclip-avx2" and x["stage"] == r["stage"]
+             and x["threads"] == r["threads"] and x["bundle"].rstrip("/").endswith(name)]
+        if a:
+            line += f" {a[0]['median_ms']:8.2f} {a[0]['median_ms'] / r['median_ms']:6.2f}"
+    print(line)
 print()
-base = find(runtime="edgeclip", stage="image-encoder", precision="fp32", threads=1, fold=True)["median_ms"]
-print(f"{'image encoder (ViT-B/32)':34} {'median ms':>10} {'p90 ms':>8} {'vs ORT same prec/threads':>25} {'vs edgeclip fp32 1t':>20}")
-for p in ("fp32", "int8-dynamic"):
-    for t in (1, 2):
-        o = ort(p, t)
-        for fold in (True, False):
-            r = find(runtime="edgeclip", stage="image-encoder", precision=p, threads=t, fold=fold)
-            name = f"edgeclip {p} {t}t {'folded' if fold else 'unfolded'}"
-            print(f"{name:34} {r['median_ms']:10.1f} {r['p90_ms']:8.1f} {r['median_ms']/o['median_ms']:25.2f} {r['median_ms']/base:20.2f}")
-        print(f"{'onnxruntime ' + p + ' ' + str(t) + 't':34} {o['median_ms']:10.1f} {o['p90_ms']:8.1f} {1.0:25.2f} {o['median_ms']/base:20.2f}")
-print()
-for p in ("fp32", "int8"):
-    a = [json.loads(l)["embedding"] for l in open(f"target/bench-embeddings-{p}.jsonl")]
-    b = [json.loads(l)["embedding"] for l in open(f"target/bench-embeddings-{p}-nofold.jsonl")]
-    diff = max(abs(x - y) for ea, eb in zip(a, b) for x, y in zip(ea, eb))
-    print(f"folding, {p}: max abs difference of the normalized embeddings over {len(a)} images: {diff:.3g}")
+print("ratio: edgeclip median / onnxruntime median, same bundle, stage and threads; below 1 is faster.")
+if avx2:
+    print("avx2: edgeclip with AVX-512 off in tract (what an AVX2-only CPU runs), against the same onnxruntime.")
 PYEOF

@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
-"""Time a bundle's image encoder in onnxruntime, for comparison with edgeclip's tract numbers.
+"""Time a bundle's encoders in onnxruntime, for comparison with `edgeclip bench`.
 
-  tools/.venv/bin/python tools/bench/bench_onnxruntime.py --bundle DIR [--threads N] [--iters K] [--warmup W]
+  tools/.venv/bin/python tools/bench/bench_onnxruntime.py --bundle DIR [--stage S] [--threads N] [--iters K]
 
-Runs image.onnx on one fixed random input (seed 0, N(0,1), the shape of model.toml's [image])
-with intra_op_num_threads = N and sequential execution, and prints ONE line of JSON to stdout:
-{"runtime":"onnxruntime","bundle":...,"precision":...,"threads":N,"iters":K,"median_ms":...,"p90_ms":...,"min_ms":...}
+Stages, each the same work as the `edgeclip bench` stage of the same name:
+  image-encoder   image.onnx on one fixed random input (seed 0, N(0,1), model.toml's [image] shape)
+  text-encoder    one prompt, tokenized (open_clip's reference tokenizer) and run through text.onnx
+  frame-640x480   the frames of --frames (an MJPEG file, cycling through its first 30): Pillow
+                  decode, the bundle's preprocessing (bundlelib.preprocess_pil, what the golden
+                  files are checked against), image.onnx, normalize, cosine and softmax against
+                  20 labels: what a Python pipeline on onnxruntime does with a camera frame
+
+with intra_op_num_threads = N and sequential execution. Prints ONE line of JSON to stdout:
+{"runtime":"onnxruntime","stage":...,"bundle":...,"precision":...,"threads":N,"iters":K,"median_ms":...,"p90_ms":...,"min_ms":...}
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
@@ -22,9 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 import bundlelib as bl  # noqa: E402
 
 
+# The same prompt, frame count and label count as `edgeclip bench` (src/cli/bench.rs).
+BENCH_PROMPT = "a delivery van parked in front of a house"
+BENCH_FRAMES = 30
+BENCH_LABELS = 20
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", required=True, help="bundle directory (with model.toml)")
+    ap.add_argument("--stage", choices=["image-encoder", "text-encoder", "frame-640x480"], default="image-encoder")
+    ap.add_argument("--frames", metavar="MJPEG", help="the MJPEG file of the frame-640x480 stage")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     ap.add_argument("--iters", type=int, default=20, help="timed runs (default 20)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
@@ -50,22 +66,70 @@ def main() -> int:
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[args.opt_level]
     so.log_severity_level = 3
-    sess = ort.InferenceSession(str(bundle / img["file"]), so, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal((1, 3, img["size"], img["size"])).astype(np.float32)
-    feed = {img["input"]: x}
-    out_names = [img["output"]]
+
+    if args.stage == "text-encoder":
+        txt = m.get("text")
+        if txt is None:
+            raise SystemExit(f"{bundle} has no text encoder")
+        sess = ort.InferenceSession(str(bundle / txt["file"]), so, providers=["CPUExecutionProvider"])
+        precision = txt["precision"]
+
+        def run_once():
+            ids = bl.tokenize(BENCH_PROMPT, txt.get("context_length", bl.CONTEXT_LENGTH))
+            v = sess.run([txt["output"]], {txt["input"]: ids})[0][0]
+            return v / np.linalg.norm(v)
+    elif args.stage == "frame-640x480":
+        from PIL import Image
+
+        if not args.frames:
+            raise SystemExit("--stage frame-640x480 needs --frames MJPEG")
+        data = Path(args.frames).read_bytes()
+        jpegs = []
+        start = data.find(b"\xff\xd8")
+        while start >= 0 and len(jpegs) < BENCH_FRAMES:
+            end = data.find(b"\xff\xd9", start) + 2
+            jpegs.append(data[start:end])
+            start = data.find(b"\xff\xd8", end)
+        sess = ort.InferenceSession(str(bundle / img["file"]), so, providers=["CPUExecutionProvider"])
+        precision = img["precision"]
+        dim = m["embedding_dim"]
+        labels = np.array([[((i * 31 + j * 7) % 17) - 8.0 for j in range(dim)] for i in range(BENCH_LABELS)],
+                          dtype=np.float32)
+        labels /= np.linalg.norm(labels, axis=1, keepdims=True)
+        scale = float(m["logit_scale"])
+        counter = [0]
+
+        def run_once():
+            jpeg = jpegs[counter[0] % len(jpegs)]
+            counter[0] += 1
+            image = Image.open(io.BytesIO(jpeg))
+            x = bl.preprocess_pil(image, img["size"], img["resize_shortest_edge"], img["resize_filter"],
+                                  img["mean"], img["std"])
+            v = sess.run([img["output"]], {img["input"]: x})[0][0]
+            logits = scale * (labels @ (v / np.linalg.norm(v)))
+            p = np.exp(logits - logits.max())
+            return p / p.sum()
+    else:
+        sess = ort.InferenceSession(str(bundle / img["file"]), so, providers=["CPUExecutionProvider"])
+        precision = img["precision"]
+        x = np.random.default_rng(0).standard_normal((1, 3, img["size"], img["size"])).astype(np.float32)
+
+        def run_once():
+            return sess.run([img["output"]], {img["input"]: x})
+
     for _ in range(args.warmup):
-        sess.run(out_names, feed)
+        run_once()
     times = []
     for _ in range(args.iters):
         t0 = time.perf_counter()
-        sess.run(out_names, feed)
+        run_once()
         times.append((time.perf_counter() - t0) * 1000.0)
     t = np.asarray(times)
     print(json.dumps({
         "runtime": "onnxruntime",
+        "stage": args.stage,
         "bundle": m["name"],
-        "precision": img["precision"],
+        "precision": precision,
         "threads": args.threads,
         "iters": args.iters,
         "median_ms": round(float(np.median(t)), 3),

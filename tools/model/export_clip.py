@@ -64,6 +64,15 @@ RANDOM_CONFIGS = {
                   vocab_size=49408, max_position_embeddings=77),
         projection_dim=512,
     ),
+    # TinyCLIP ViT-8M/16 + Text-3M (wkcn/TinyCLIP-ViT-8M-16-Text-3M-YFCC15M) shapes: 224 px, 16 px
+    # patches (14x14 + 1 tokens), vision 256 wide x 10 layers, text 256 wide x 3 layers.
+    "tinyclip-8m": dict(
+        vision=dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=10, num_attention_heads=4,
+                    patch_size=16, image_size=224),
+        text=dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=3, num_attention_heads=4,
+                  vocab_size=49408, max_position_embeddings=77),
+        projection_dim=512,
+    ),
 }
 
 OPSET = 17
@@ -298,16 +307,37 @@ def load_random(config: str, seed: int) -> Source:
     )
 
 
-def load_open_clip(arch: str, pretrained: str | None, licence: str | None, source: str | None) -> Source:
+def load_open_clip(arch: str, pretrained: str | None, licence: str | None, source: str | None,
+                   seed: int = 0) -> Source:
     import open_clip
     import torch
     from torch import nn
 
     tag = pretrained or None
-    log(f"loading open_clip {arch} pretrained={tag}")
-    model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=tag)
-    model.eval()
+    # no tag and a plain architecture name: open_clip's random init (a local-dir:/hf-hub: checkpoint
+    # loads its own weights and preprocessing without a tag)
+    random_init = tag is None and not arch.startswith(("local-dir:", "hf-hub:"))
     notes = []
+    force_pp = {}
+    if random_init:
+        # Random init: open_clip would fall back to its OpenAI defaults (bicubic, OpenAI mean/std),
+        # which is not what the architecture's published weights use (MobileCLIP: bilinear, mean 0,
+        # std 1). Take the preprocessing of its pretrained tags when they all agree.
+        pcfgs = {tuple((k, tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in sorted(c.items())
+                       if k in ("mean", "std", "interpolation", "resize_mode"))
+                 for t in open_clip.list_pretrained_tags_by_model(arch)
+                 for c in [open_clip.get_pretrained_cfg(arch, t)]}
+        if len(pcfgs) == 1:
+            force_pp = {f"image_{k}": v for k, v in next(iter(pcfgs))}
+            notes.append(f"Random weights; preprocessing of {arch}'s published weights "
+                         f"({', '.join(open_clip.list_pretrained_tags_by_model(arch))}): {force_pp}.")
+        else:
+            notes.append(f"Random weights; open_clip's default preprocessing ({arch} has "
+                         f"{len(pcfgs)} distinct pretrained preprocessing configs).")
+    log(f"loading open_clip {arch} pretrained={tag}" + (f" (random init, seed {seed})" if random_init else ""))
+    torch.manual_seed(seed)  # open_clip/timm initialise with torch's global RNG (random init)
+    model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=tag, **force_pp)
+    model.eval()
     if getattr(model, "logit_bias", None) is not None:
         raise SystemExit(f"{arch} is a SigLIP-style (sigmoid) model; bundle format 1 assumes a softmax CLIP")
     tokenizer = open_clip.get_tokenizer(arch)
@@ -355,7 +385,9 @@ def load_open_clip(arch: str, pretrained: str | None, licence: str | None, sourc
 
     with torch.no_grad():
         dim = int(model.encode_image(torch.zeros(1, 3, size, size)).shape[-1])
-    if licence is None:
+    if licence is None and random_init:
+        licence = "none: random weights, no licence restrictions"
+    elif licence is None:
         licence = "MIT" if tag == "openai" else "unknown: check the upstream model card"
         if tag != "openai":
             log(f"WARNING: licence of {arch}/{tag} unknown; pass --licence")
@@ -366,11 +398,16 @@ def load_open_clip(arch: str, pretrained: str | None, licence: str | None, sourc
         logit_scale=math.exp(float(model.logit_scale.detach())),
         embedding_dim=dim, image_size=size, resize_shortest_edge=size, resize_filter=filt,
         mean=[float(v) for v in cfg["mean"]], std=[float(v) for v in cfg["std"]],
-        source=source or f"open_clip {arch} pretrained={tag}",
+        source=source or (f"open_clip {arch} pretrained={tag}" if not random_init else
+                          f"random init (seed {seed}): open_clip {arch} --pretrained ''"),
         licence=licence,
         origin=(f"Weights: the local open_clip checkpoint `{bl.rel(arch.split(':', 1)[1])}` "
                 f"(open_clip_torch {open_clip.__version__})." if arch.startswith("local-dir:") else
-                f"Weights: open_clip `{arch}`, pretrained tag `{tag}` (open_clip_torch {open_clip.__version__})."),
+                f"Weights: open_clip `{arch}`, pretrained tag `{tag}` (open_clip_torch {open_clip.__version__})."
+                if not random_init else
+                f"Randomly initialised open_clip `{arch}` (torch.manual_seed({seed}) then open_clip's own "
+                f"initialisation, open_clip_torch {open_clip.__version__}). It recognises nothing; it exists "
+                f"to test and benchmark the runtime with the architecture's shapes and operators."),
         notes=notes,
     )
 
@@ -634,7 +671,8 @@ def main(argv=None) -> int:
     src_g.add_argument("--random", choices=sorted(RANDOM_CONFIGS), help="randomly initialised CLIPModel")
     ap.add_argument("--pretrained", metavar="TAG", default=None,
                     help="open_clip pretrained tag (e.g. openai, dfndr2b); empty = random open_clip init")
-    ap.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed for --random and for --open-clip with --pretrained '' (default 0)")
     ap.add_argument("--precision", choices=["fp32", "int8", "int8-dynamic", "int8-qoperator"], default="fp32",
                     help="image encoder precision; int8 = int8-dynamic (MatMulInteger)")
     ap.add_argument("--text-precision", choices=["fp32", "int8", "int8-dynamic"], default=None,
@@ -685,7 +723,7 @@ def main(argv=None) -> int:
     if args.hf:
         src = load_hf(args.hf, args.licence, args.source)
     elif args.open_clip:
-        src = load_open_clip(args.open_clip, args.pretrained, args.licence, args.source)
+        src = load_open_clip(args.open_clip, args.pretrained, args.licence, args.source, args.seed)
     else:
         src = load_random(args.random, args.seed)
         if args.licence:
