@@ -173,8 +173,8 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 /// same as `tools/bench/bench_onnxruntime.py` embeds.
 pub const BENCH_PROMPT: &str = "a delivery van parked in front of a house";
 
-/// Frames of the MJPEG file the frame path cycles through: enough that the
-/// decoder sees different pictures, few enough to hold decoded in memory.
+/// Frames of the MJPEG file the frame path cycles through (kept as JPEG and
+/// decoded on every run): enough that the decoder sees different pictures.
 const BENCH_FRAMES: usize = 30;
 
 /// Labels the frame path matches against. Matching costs the same whatever
