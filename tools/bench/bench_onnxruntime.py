@@ -67,31 +67,23 @@ def main() -> int:
     }[args.opt_level]
     so.log_severity_level = 3
 
-    if args.stage == "text-encoder":
-        txt = m.get("text")
-        if txt is None:
-            raise SystemExit(f"{bundle} has no text encoder")
-        sess = ort.InferenceSession(str(bundle / txt["file"]), so, providers=["CPUExecutionProvider"])
-        precision = txt["precision"]
+    spec = m.get("text") if args.stage == "text-encoder" else img
+    if spec is None:
+        raise SystemExit(f"{bundle} has no text encoder")
+    sess = ort.InferenceSession(str(bundle / spec["file"]), so, providers=["CPUExecutionProvider"])
+    output, feed = [spec["output"]], spec["input"]
 
+    if args.stage == "text-encoder":
         def run_once():
-            ids = bl.tokenize(BENCH_PROMPT, txt.get("context_length", bl.CONTEXT_LENGTH))
-            v = sess.run([txt["output"]], {txt["input"]: ids})[0][0]
+            ids = bl.tokenize(BENCH_PROMPT, spec.get("context_length", bl.CONTEXT_LENGTH))
+            v = sess.run(output, {feed: ids})[0][0]
             return v / np.linalg.norm(v)
     elif args.stage == "frame-640x480":
         from PIL import Image
 
         if not args.frames:
             raise SystemExit("--stage frame-640x480 needs --frames MJPEG")
-        data = Path(args.frames).read_bytes()
-        jpegs = []
-        start = data.find(b"\xff\xd8")
-        while start >= 0 and len(jpegs) < BENCH_FRAMES:
-            end = data.find(b"\xff\xd9", start) + 2
-            jpegs.append(data[start:end])
-            start = data.find(b"\xff\xd8", end)
-        sess = ort.InferenceSession(str(bundle / img["file"]), so, providers=["CPUExecutionProvider"])
-        precision = img["precision"]
+        jpegs = bl.mjpeg_frames(Path(args.frames).read_bytes())[:BENCH_FRAMES]
         dim = m["embedding_dim"]
         labels = np.array([[((i * 31 + j * 7) % 17) - 8.0 for j in range(dim)] for i in range(BENCH_LABELS)],
                           dtype=np.float32)
@@ -105,17 +97,15 @@ def main() -> int:
             image = Image.open(io.BytesIO(jpeg))
             x = bl.preprocess_pil(image, img["size"], img["resize_shortest_edge"], img["resize_filter"],
                                   img["mean"], img["std"])
-            v = sess.run([img["output"]], {img["input"]: x})[0][0]
+            v = sess.run(output, {feed: x})[0][0]
             logits = scale * (labels @ (v / np.linalg.norm(v)))
             p = np.exp(logits - logits.max())
             return p / p.sum()
     else:
-        sess = ort.InferenceSession(str(bundle / img["file"]), so, providers=["CPUExecutionProvider"])
-        precision = img["precision"]
         x = np.random.default_rng(0).standard_normal((1, 3, img["size"], img["size"])).astype(np.float32)
 
         def run_once():
-            return sess.run([img["output"]], {img["input"]: x})
+            return sess.run(output, {feed: x})
 
     for _ in range(args.warmup):
         run_once()
@@ -129,7 +119,7 @@ def main() -> int:
         "runtime": "onnxruntime",
         "stage": args.stage,
         "bundle": m["name"],
-        "precision": precision,
+        "precision": spec["precision"],
         "threads": args.threads,
         "iters": args.iters,
         "median_ms": round(float(np.median(t)), 3),

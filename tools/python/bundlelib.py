@@ -1,6 +1,6 @@
 """Shared helpers for the edgeclip Python tools: the bundle format of
-models/FORMAT.md (model.toml, labels.txt, labels.emb), CLIP tokenization and
-the reference (Pillow) preprocessing.
+models/FORMAT.md (model.toml, labels.txt, labels.emb), CLIP tokenization,
+the reference (Pillow) preprocessing and the frames of a bundle's MJPEG clip.
 
 Only numpy, Pillow and the standard library are imported at module level;
 torch/open_clip are imported lazily by the functions that need them.
@@ -357,3 +357,15 @@ def preprocess_pil(image, size: int, resize_shortest_edge: int, resize_filter: s
     x = (a.astype(np.float64) * (1 / 255)).astype(np.float32)
     x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# MJPEG clips
+# --------------------------------------------------------------------------------------------
+
+def mjpeg_frames(data: bytes) -> list[bytes]:
+    """The JPEG frames of a clean MJPEG stream (frames back to back, as the demo clip is)."""
+    assert data.startswith(b"\xff\xd8") and data.endswith(b"\xff\xd9"), "not a clean MJPEG stream"
+    parts = data.split(b"\xff\xd9\xff\xd8")
+    return [(b"" if i == 0 else b"\xff\xd8") + p + (b"" if i == len(parts) - 1 else b"\xff\xd9")
+            for i, p in enumerate(parts)]

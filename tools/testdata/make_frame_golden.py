@@ -30,12 +30,16 @@ import hashlib
 import io
 import json
 import pathlib
+import sys
 
 import av
 import numpy as np
 import PIL
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 from PIL import Image
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "python"))
+import bundlelib as bl  # noqa: E402
 
 # Levels per channel the Rust conversion of raw frames may differ from these goldens
 # (tests/convert.rs checks that it uses the same number): swscale's and our fixed-point arithmetic
@@ -220,18 +224,10 @@ def pillow_decode(jpeg, draft=None):
     return np.asarray(img.convert("RGB"))
 
 
-def clip_frames(data):
-    """The JPEG frames of a clean MJPEG stream (frames back to back, as the demo clip is)."""
-    assert data.startswith(b"\xff\xd8") and data.endswith(b"\xff\xd9"), "not a clean MJPEG stream"
-    parts = data.split(b"\xff\xd9\xff\xd8")
-    return [(b"" if i == 0 else b"\xff\xd8") + p + (b"" if i == len(parts) - 1 else b"\xff\xd9")
-            for i, p in enumerate(parts)]
-
-
 def clip_hashes(path):
     """One line per frame: index, width, height and the SHA-256 of Pillow's RGB decode."""
     lines = []
-    for i, jpeg in enumerate(clip_frames(path.read_bytes())):
+    for i, jpeg in enumerate(bl.mjpeg_frames(path.read_bytes())):
         rgb = pillow_decode(jpeg)
         lines.append(f"{i} {rgb.shape[1]} {rgb.shape[0]} {hashlib.sha256(rgb.tobytes()).hexdigest()}")
     return lines

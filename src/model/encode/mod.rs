@@ -282,10 +282,8 @@ pub(crate) fn load_plan(
 
     let mut kernels = BTreeMap::new();
     for node in optimized.nodes() {
-        if let Some(mm) = node.op_as::<OptMatMul>() {
-            for k in &mm.mmm {
-                *kernels.entry(k.name().to_string()).or_insert(0) += 1;
-            }
+        for kernel in kernel_names(node.op.as_ref()) {
+            *kernels.entry(kernel).or_insert(0) += 1;
         }
     }
     let plan_nodes = optimized.nodes().len();
@@ -322,12 +320,10 @@ pub struct NodeTiming {
     pub time: Duration,
 }
 
-/// The kernel a matrix-product node runs with, for the profile.
-fn op_detail(op: &dyn TypedOp) -> String {
-    match op.downcast_ref::<OptMatMul>() {
-        Some(mm) => mm.mmm.iter().map(|k| k.name().to_string()).collect::<Vec<_>>().join("+"),
-        None => String::new(),
-    }
+/// The tract kernels a matrix-product node runs with (one per mode of the
+/// product); none for any other op.
+fn kernel_names(op: &dyn TypedOp) -> Vec<String> {
+    op.downcast_ref::<OptMatMul>().map_or_else(Vec::new, |mm| mm.mmm.iter().map(|k| k.name().to_string()).collect())
 }
 
 /// One inference thread's handle on a shared [`ImageEncoder`].
@@ -397,7 +393,7 @@ impl EncoderSession {
                 rows.push(NodeTiming {
                     node: node.name.clone(),
                     op: node.op.name().to_string(),
-                    detail: op_detail(node.op.as_ref()),
+                    detail: kernel_names(node.op.as_ref()).join("+"),
                     input_shape: inputs_shape,
                     output_shape,
                     time,
