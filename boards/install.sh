@@ -17,7 +17,7 @@
 #   /usr/bin/edgeclip                           the binary
 #   /usr/share/edgeclip/models/tiny-shapes/     the bundled demo model
 #   /usr/share/edgeclip/boards/BOARD.toml       a tuned configuration per board
-#   /usr/share/doc/edgeclip/                    README.md, mqtt.md and the board notes
+#   /usr/share/doc/edgeclip/                    README.md, mqtt.md, mosquitto.acl and the board notes
 #   /etc/edgeclip/edgeclip.toml, labels.txt     the configuration: installed only
 #                                               when absent, never overwritten
 #   /etc/systemd/system/edgeclip.service        the unit (--unit-dir to change)
@@ -97,6 +97,7 @@ if [ -d "$here/models" ] && [ -f "$here/edgeclip.toml" ]; then
     unit_src=$here/edgeclip.service
     readme_src=$here/README.md
     mqtt_doc_src=$here/docs/mqtt.md
+    acl_src=$here/mosquitto.acl
 elif [ -f "$here/../Cargo.toml" ] && [ -f "$here/edgeclip.service" ]; then
     # A checkout: this script is boards/install.sh.
     layout=source
@@ -108,6 +109,7 @@ elif [ -f "$here/../Cargo.toml" ] && [ -f "$here/edgeclip.service" ]; then
     unit_src=$here/edgeclip.service
     readme_src=$root/README.md
     mqtt_doc_src=$root/docs/mqtt.md
+    acl_src=$here/mosquitto.acl
 else
     die "cannot tell what to install from '$here': run the install.sh inside an unpacked edgeclip-VERSION-ARCH.tar.gz (tools/packaging/package.sh makes it), or boards/install.sh of a source checkout"
 fi
@@ -119,7 +121,7 @@ if [ ! -f "$binary" ]; then
     fi
     die "no binary at '$binary': unpack the whole tarball again, or pass one with --binary PATH"
 fi
-for f in "$config_src" "$labels_src" "$unit_src" "$readme_src" "$mqtt_doc_src"; do
+for f in "$config_src" "$labels_src" "$unit_src" "$readme_src" "$mqtt_doc_src" "$acl_src"; do
     [ -f "$f" ] || die "'$f' is missing from the $layout layout under '$here'; unpack the whole tarball again (or restore it in the checkout)"
 done
 for f in "${model_files[@]}"; do
@@ -177,6 +179,7 @@ done
 # Documentation: the README, the MQTT reference and each board's notes.
 put "$readme_src" /usr/share/doc/edgeclip/README.md 0644
 put "$mqtt_doc_src" /usr/share/doc/edgeclip/mqtt.md 0644
+put "$acl_src" /usr/share/doc/edgeclip/mosquitto.acl 0644
 for f in "${board_notes[@]}"; do
     if [ "$layout" = tarball ] || [ "$f" = "$here/README.md" ]; then
         name=$(basename "$f")

@@ -15,11 +15,13 @@ fn init_logging(default: &str) {
     use std::io::IsTerminal;
     let filter = std::env::var("EDGECLIP_LOG").ok().filter(|f| !f.trim().is_empty()).unwrap_or_else(|| default.into());
     let filter = edgeclip::publish::broker::quiet_broker_logs(&filter);
+    // Colours for a person at a terminal, plain text for the journal.
+    let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| default.into()))
-        .with_writer(std::io::stderr)
-        // Colours for a person at a terminal, plain text for the journal.
-        .with_ansi(std::io::stderr().is_terminal())
+        // One line per record, whatever text from outside a record quotes.
+        .with_writer(edgeclip::util::untrusted::SafeLog { ansi })
+        .with_ansi(ansi)
         .init();
 }
 

@@ -97,7 +97,7 @@ fn every_board_has_a_valid_tuned_config_and_a_readme() {
         let path = dir.join("edgeclip.toml");
 
         // What a person at the board runs.
-        let stdout = success(edgeclip_command().arg("check-config").arg(&path));
+        let stdout = success(edgeclip_command().args(["check-config", "--file-only"]).arg(&path));
         assert!(stdout.starts_with(&format!("{}: ok", path.display())), "{board}: {stdout}");
 
         let text = std::fs::read_to_string(&path).unwrap();
@@ -213,6 +213,17 @@ fn the_unit_is_hardened_and_passes_systemd_analyze_verify() {
     // about our unit does.
     let ours: Vec<&str> = printed.lines().filter(|l| l.contains("edgeclip.service")).collect();
     assert!(ours.is_empty(), "systemd-analyze verify warns about the unit:\n{}", ours.join("\n"));
+
+    // The sandbox's score: 1.7 ("OK") with systemd 252; the limits and the
+    // watchdog must not loosen it (0 is the tightest, 10 no sandbox at all).
+    let out = run(Command::new("systemd-analyze").args(["security", "--offline=yes", "--no-pager"]).arg(&checked));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let exposure: f64 = printed
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for edgeclip.service: "))
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{printed}{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(exposure <= 1.9, "systemd-analyze security: exposure {exposure}, above 1.9");
 }
 
 #[test]
@@ -363,6 +374,7 @@ fn package_makes_a_deb_with_the_files_and_maintainer_scripts() {
             ("/usr/share/doc/edgeclip/copyright", "-rw-r--r--"),
             ("/usr/share/doc/edgeclip/README.md", "-rw-r--r--"),
             ("/usr/share/doc/edgeclip/mqtt.md", "-rw-r--r--"),
+            ("/usr/share/doc/edgeclip/mosquitto.acl", "-rw-r--r--"),
         ],
         "/usr/share/edgeclip/models/tiny-shapes",
         "/usr/share/edgeclip/boards",
@@ -424,7 +436,9 @@ fn package_makes_a_deb_with_the_files_and_maintainer_scripts() {
         );
     }
     assert_eq!(std::fs::read(root.path().join("usr/bin/edgeclip")).unwrap(), std::fs::read(&packaged.binary).unwrap());
-    success(edgeclip_command().arg("check-config").arg(root.path().join("etc/edgeclip/edgeclip.toml")));
+    success(
+        edgeclip_command().args(["check-config", "--file-only"]).arg(root.path().join("etc/edgeclip/edgeclip.toml")),
+    );
 }
 
 #[test]
@@ -451,6 +465,7 @@ fn package_makes_a_tarball_that_install_sh_installs_into_a_destdir() {
             ("edgeclip.service", "-rw-r--r--"),
             ("README.md", "-rw-r--r--"),
             ("docs/mqtt.md", "-rw-r--r--"),
+            ("mosquitto.acl", "-rw-r--r--"),
         ],
         "models/tiny-shapes",
         "boards",
@@ -478,6 +493,7 @@ fn package_makes_a_tarball_that_install_sh_installs_into_a_destdir() {
         ("etc/systemd/system/edgeclip.service".into(), 0o644),
         ("usr/share/doc/edgeclip/README.md".into(), 0o644),
         ("usr/share/doc/edgeclip/mqtt.md".into(), 0o644),
+        ("usr/share/doc/edgeclip/mosquitto.acl".into(), 0o644),
     ];
     for f in MODEL_FILES {
         installed.push((format!("usr/share/edgeclip/models/tiny-shapes/{f}"), 0o644));

@@ -110,12 +110,25 @@ enabled = false
     assert_eq!(yard.threshold, 0.3);
     assert!(!yard.enabled);
 
-    let embedded = Config::parse(
-        Path::new("/x.toml"),
-        &format!("[mqtt]\nbroker = \"embedded\"\nlisten = \"0.0.0.0:1884\"\n{MINIMAL}"),
-    )
-    .unwrap();
-    assert_eq!(embedded.mqtt.broker, Broker::Embedded { listen: "0.0.0.0:1884".parse().unwrap() });
+    // The embedded broker beyond loopback needs users with passwords.
+    let open = format!("[mqtt]\nbroker = \"embedded\"\nlisten = \"0.0.0.0:1884\"\n{MINIMAL}");
+    let e = Config::parse(Path::new("/x.toml"), &open).unwrap_err().to_string();
+    assert!(
+        e.starts_with("/x.toml:3: key 'mqtt.listen': 0.0.0.0:1884 lets other machines use the embedded broker"),
+        "{e}"
+    );
+    std::fs::write(dir.path().join("users"), "# who may connect\nha:s3cret:with:colons\n").unwrap();
+    let embedded =
+        Config::parse(&dir.path().join("x.toml"), &open.replace("listen =", "users_file = \"users\"\nlisten ="))
+            .unwrap();
+    assert_eq!(
+        embedded.mqtt.broker,
+        Broker::Embedded {
+            listen: "0.0.0.0:1884".parse().unwrap(),
+            users: Some(vec![("ha".into(), "s3cret:with:colons".into())])
+        }
+    );
+    assert!(!embedded.mqtt.commands, "command topics are off unless turned on");
 }
 
 #[test]
@@ -129,7 +142,7 @@ fn print_config_and_check_config() {
     );
 
     let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/edgeclip.toml");
-    let out = edgeclip_command().arg("check-config").arg(&good).output_watched().unwrap();
+    let out = edgeclip_command().args(["check-config", "--file-only"]).arg(&good).output_watched().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("  camera    front: v4l2:/dev/video0, labels /etc/edgeclip/labels.txt"), "{stdout}");

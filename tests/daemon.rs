@@ -372,7 +372,7 @@ fn commands_switch_a_camera_and_replace_its_labels() {
     sub.publish("edgeclip/test/demo/labels/set", b"red-circle: a red circle\n\x01bad\n", false);
     daemon.wait_stderr(patience(Duration::from_secs(5)), "mqtt:edgeclip/test/demo/labels/set:2");
     sub.publish("edgeclip/test/demo/labels/set", &vec![b'a'; 70_000], false);
-    daemon.wait_stderr(patience(Duration::from_secs(5)), "70000 bytes of labels refused");
+    daemon.wait_stderr(patience(Duration::from_secs(5)), "refused: 70000 bytes of labels");
     sub.publish("edgeclip/test/nosuch/enabled/set", b"OFF", false);
     daemon.wait_stderr(patience(Duration::from_secs(5)), "no camera named 'nosuch'");
 

@@ -40,6 +40,7 @@ fn config(broker: Broker, client_id: &str) -> MqttConfig {
         client_cert: None,
         client_key: None,
         topic_prefix: "edgeclip".into(),
+        commands: true,
         qos: 1,
         keepalive: Duration::from_secs(5),
         offline_queue: 1000,
@@ -642,13 +643,13 @@ fn unusable_tls_files_are_named_at_start() {
 #[test]
 #[cfg(feature = "embedded-broker")]
 fn the_embedded_broker_delivers_states_events_commands_and_the_last_will() {
-    let broker = start_embedded_broker("127.0.0.1:0".parse().unwrap()).unwrap();
+    let broker = start_embedded_broker("127.0.0.1:0".parse().unwrap(), None, None).unwrap();
     let addr = broker.local_addr();
     assert_ne!(addr.port(), 0);
     let availability = "edgeclip/e/availability";
     let sub = Subscriber::connect(addr.port(), "watcher", &["edgeclip/e/#"]);
     let client = MqttClient::start(
-        &config(Broker::Embedded { listen: addr }, "edgeclip-e"),
+        &config(Broker::Embedded { listen: addr, users: None }, "edgeclip-e"),
         availability.into(),
         vec!["edgeclip/e/+/enabled/set".into()],
     )
@@ -692,7 +693,7 @@ fn the_embedded_broker_delivers_states_events_commands_and_the_last_will() {
 fn the_embedded_broker_says_when_its_address_is_in_use() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let error = start_embedded_broker(addr).unwrap_err();
+    let error = start_embedded_broker(addr, None, None).unwrap_err();
     assert_eq!(
         error.to_string(),
         format!(

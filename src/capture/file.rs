@@ -127,11 +127,9 @@ impl FileSource {
                 let bytes =
                     std::fs::read(file).map_err(|e| corrupt(format!("cannot read '{}': {e}", file.display())))?;
                 *current = if file.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
-                    let rgb = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
-                        .map_err(|e| corrupt(format!("cannot decode '{}': {e}", file.display())))?
-                        .into_rgb8();
-                    let (width, height) = rgb.dimensions();
-                    Image { format: PixelFormat::Rgb24, width, height, data: rgb.into_raw() }
+                    let (width, height, data) = crate::capture::still::decode_rgb(&bytes)
+                        .map_err(|e| corrupt(format!("cannot decode '{}': {e}", file.display())))?;
+                    Image { format: PixelFormat::Rgb24, width, height, data }
                 } else {
                     Image { format: PixelFormat::Mjpeg, width: 0, height: 0, data: bytes }
                 };

@@ -29,6 +29,10 @@ pub enum SourceSpec {
     File(FileOptions),
 }
 
+/// The slowest replay: one frame every 1000 s. A rate near zero is a
+/// period no clock can hold.
+const MIN_FILE_FPS: f64 = 0.001;
+
 const ACCEPTED: &str = "accepted: 'v4l2:/dev/video0[?format=MJPG,YUYV&size=1280x720&fps=15]', \
                         'exec:COMMAND', 'file:PATH[?fps=10&loop]', or a path to a device, file or folder";
 
@@ -64,8 +68,10 @@ impl FromStr for SourceSpec {
                     match (key, value) {
                         ("fps", Some(v)) => {
                             let fps: f64 = v.parse().map_err(|_| error(format!("fps '{v}' is not a number")))?;
-                            if !(fps.is_finite() && fps > 0.0) {
-                                return Err(error(format!("fps '{v}' must be above 0")));
+                            if !(fps.is_finite() && fps >= MIN_FILE_FPS) {
+                                return Err(error(format!(
+                                    "fps '{v}' is out of range; accepted: {MIN_FILE_FPS} or more"
+                                )));
                             }
                             options.fps = Some(fps);
                         }
@@ -253,7 +259,8 @@ mod tests {
         for (spec, problem) in [
             ("camera", "not a source kind, and no such file or folder"),
             ("exec:  ", "'exec:' needs a command"),
-            ("file:x.mjpeg?fps=0", "fps '0' must be above 0"),
+            ("file:x.mjpeg?fps=0", "fps '0' is out of range; accepted: 0.001 or more"),
+            ("file:x.mjpeg?fps=1e-20", "fps '1e-20' is out of range; accepted: 0.001 or more"),
             ("file:x.mjpeg?speed=2", "unknown file setting 'speed' (accepted: fps=N, loop)"),
             ("v4l2:/dev/video0?size=big", "size 'big' is not WIDTHxHEIGHT"),
             ("v4l2:/dev/video0?format=H264", "unknown pixel format 'H264' (accepted: MJPG, YUYV, NV12, RGB3, GREY)"),

@@ -103,5 +103,12 @@ pub fn capture(args: &CaptureArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         args.out_dir.display(),
         written as f64 / seconds.max(1e-9)
     )?;
+    if written == 0 {
+        bail!(
+            "no frame from {}: {}",
+            source.describe(),
+            if skipped > 0 { "every frame was corrupt" } else { "it ended before its first frame" }
+        );
+    }
     Ok(())
 }

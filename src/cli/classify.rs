@@ -82,9 +82,9 @@ pub(super) fn classify_file(classifier: &mut Classifier, path: &Path, top_k: usi
 
 /// Decodes one JPEG frame of an MJPEG stream and classifies it.
 fn classify_jpeg(classifier: &mut Classifier, jpeg: &[u8], top_k: usize) -> anyhow::Result<(u32, u32)> {
-    let img = image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg)?.into_rgb8();
-    let (w, h) = img.dimensions();
-    classifier.classify(RgbFrame::new(w, h, img.as_raw())?, top_k)?;
+    // The daemon's decoder: a frame it would refuse is refused here too.
+    let (w, h, rgb) = crate::capture::still::decode_rgb(jpeg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    classifier.classify(RgbFrame::new(w, h, &rgb)?, top_k)?;
     Ok((w, h))
 }
 
@@ -149,7 +149,9 @@ pub fn classify(args: &ClassifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
                 continue;
             }
         };
+        let mut frames = 0;
         for (index, frame) in crate::capture::mjpeg::MjpegFrames::new(&stream).enumerate() {
+            frames += 1;
             if index % args.every != 0 {
                 continue;
             }
@@ -161,6 +163,11 @@ pub fn classify(args: &ClassifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
                 .and_then(|f| classify_jpeg(&mut classifier, f.jpeg, args.top))
                 .with_context(|| format!("frame {index} of '{}'", path.display()));
             failures += printer.print(&classifier, &name, started, result)? as usize;
+        }
+        if frames == 0 {
+            inputs += 1;
+            failures += 1;
+            writeln!(printer.err, "error: MJPEG stream '{}' holds no JPEG frame", path.display())?;
         }
     }
     if failures > 0 {

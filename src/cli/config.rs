@@ -5,28 +5,59 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use crate::config::{Broker, Config, DEFAULT_CONFIG};
+use crate::daemon::camera_labels::{check_for_camera, LabelsOrigin};
+use crate::labels::resolve::LabelOptions;
+use crate::model::bundle::Bundle;
+use crate::model::encode::EncoderOptions;
 
 /// `edgeclip check-config`'s arguments.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CheckConfigArgs {
     /// The configuration file (TOML).
     pub file: PathBuf,
+    /// Check the file alone, not the model and labels files it names: for a
+    /// configuration written for another machine.
+    #[arg(long)]
+    pub file_only: bool,
 }
 
-/// `edgeclip check-config`: validates a configuration file and summarizes
-/// what the daemon would run; the error names the file, line and key.
+/// `edgeclip check-config`: validates a configuration file, the model
+/// bundle it names (its manifest and files, with their sums) and every
+/// camera's labels file, and summarizes what the daemon would run; the
+/// error names the file, line and key.
 pub fn check_config(args: &CheckConfigArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let path = &args.file;
     let config = Config::load(path)?;
+    if !args.file_only {
+        let bundle = Bundle::load(&config.model.path)
+            .with_context(|| format!("model.path '{}'", config.model.path.display()))?;
+        let options = LabelOptions { cache_dir: None, encoder: EncoderOptions::default(), templates: None };
+        for c in &config.cameras {
+            let labels = crate::labels::file::read(&c.labels).with_context(|| format!("camera '{}'", c.name))?;
+            check_for_camera(&LabelsOrigin::File(c.labels.clone()), &labels, &bundle.label_templates, &options)
+                .with_context(|| format!("camera '{}'", c.name))?;
+        }
+    }
     let broker = match &config.mqtt.broker {
-        Broker::Embedded { listen } => format!("embedded broker on {listen}"),
+        Broker::Embedded { listen, users: None } => format!("embedded broker on {listen}, open to anyone there"),
+        Broker::Embedded { listen, users: Some(users) } => {
+            format!("embedded broker on {listen}, {} user(s) with passwords", users.len())
+        }
         Broker::External { host, port, tls } => format!("{}://{host}:{port}", if *tls { "mqtts" } else { "mqtt" }),
     };
     writeln!(out, "{}: ok", path.display())?;
     writeln!(out, "  node      {} (topics under {}/{}/)", config.node, config.mqtt.topic_prefix, config.node)?;
     writeln!(out, "  model     {} ({} threads)", config.model.path.display(), config.model.threads)?;
-    writeln!(out, "  mqtt      {broker}, client id '{}', QoS {}", config.mqtt.client_id, config.mqtt.qos)?;
+    writeln!(
+        out,
+        "  mqtt      {broker}, client id '{}', QoS {}, command topics {}",
+        config.mqtt.client_id,
+        config.mqtt.qos,
+        if config.mqtt.commands { "on" } else { "off" }
+    )?;
     for c in &config.cameras {
         let motion = if c.motion.is_some() { "motion gate on" } else { "motion gate off" };
         let rate = c.max_fps.map_or("every frame".to_string(), |f| format!("at most {f} inferences/s"));

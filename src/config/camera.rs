@@ -23,6 +23,10 @@ const ENABLED: Key<bool> = Key { name: "enabled", default: true };
 /// inferred frames in a row, `start_frames`); each board's configuration in
 /// `boards/` tunes it to its CPU. 1000 is beyond any camera's frame rate.
 const MAX_FPS: Number<f64> = Number { name: "max_fps", default: 2.0, range: 0.0..=1000.0 };
+/// The lowest limit above 0: one frame every 1000 s. A slower rate is no
+/// use for a camera (the motion gate's forced inference is more frequent),
+/// and a rate near zero is a period no clock can hold.
+pub const MIN_FPS: f64 = 0.001;
 
 // The motion gate's keys; the defaults are the gate's own
 // ([`MotionOptions::DEFAULT`], which says why each is what it is).
@@ -130,6 +134,14 @@ fn parse_camera(
     let labels = cx.path_value(&key("labels"), raw.labels.as_ref().ok_or_else(|| missing("labels"))?)?;
     let max_fps = match MAX_FPS.read(cx, &table, raw.max_fps.as_ref())? {
         0.0 => None,
+        fps if fps < MIN_FPS => {
+            let value = raw.max_fps.as_ref().expect("a value below the default was read from the file");
+            return Err(cx.invalid(
+                &key(MAX_FPS.name),
+                value,
+                format!("{fps:?} is out of range; accepted: 0 (no limit) or {MIN_FPS} to {}", MAX_FPS.range.end()),
+            ));
+        }
         fps => Some(fps),
     };
     let motion = parse_motion(cx, &key("motion"), raw.motion.as_ref())?;

@@ -134,10 +134,14 @@ pub struct Config {
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            line: 0,
-            message: format!("cannot read the configuration: {e}"),
+        let unreadable = |line: usize, message: String| ConfigError { path: path.to_path_buf(), line, message };
+        let bytes = crate::model::bundle::regular_file(path)
+            .and_then(|()| std::fs::read(path))
+            .map_err(|e| unreadable(0, format!("cannot read the configuration: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            unreadable(line, format!("byte {at} is not UTF-8 text; a configuration is a TOML text file"))
         })?;
         Config::parse(path, &text)
     }
@@ -211,6 +215,13 @@ impl Ctx<'_> {
     /// A name that is one MQTT topic level and part of Home Assistant ids.
     fn name(&self, key: &str, value: &Spanned<String>) -> Result<String, ConfigError> {
         let s = value.get_ref();
+        if s.len() > MAX_NAME_LEN {
+            return Err(self.invalid(
+                key,
+                value,
+                format!("is {} characters long; a name has at most {MAX_NAME_LEN}", s.len()),
+            ));
+        }
         if !is_name(s) {
             return Err(self.invalid(
                 key,
@@ -247,6 +258,11 @@ impl Ctx<'_> {
         ConfigError { path: self.path.to_path_buf(), line, message }
     }
 }
+
+/// The longest node or camera name: each is a level of every topic and part
+/// of Home Assistant's ids and entity names, where 64 characters already
+/// make unwieldy names.
+const MAX_NAME_LEN: usize = 64;
 
 /// Letters, digits, '-' and '_', at least one: safe as an MQTT topic level
 /// and inside Home Assistant ids.

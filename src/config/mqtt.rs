@@ -20,6 +20,11 @@ const BROKER: Key<&str> = Key { name: "broker", default: "mqtt://localhost:1883"
 /// Where the embedded broker listens (`broker = "embedded"` only): this
 /// board alone, until someone opens it on purpose.
 const LISTEN: Key<&str> = Key { name: "listen", default: "127.0.0.1:1883" };
+/// Listen to the command topics (`enabled/set`, `labels/set`). Whoever may
+/// publish to them on the broker can switch cameras off and replace their
+/// labels, so they are off until someone turns them on (and locks the
+/// broker down: the README's Security section).
+const COMMANDS: Key<bool> = Key { name: "commands", default: false };
 /// First level of every topic.
 const TOPIC_PREFIX: Key<&str> = Key { name: "topic_prefix", default: "edgeclip" };
 /// QoS of events and states: 1 (at least once) survives a broker restart;
@@ -69,6 +74,9 @@ pub(super) struct RawMqtt {
     ca_file: Option<Spanned<String>>,
     client_cert: Option<Spanned<String>>,
     client_key: Option<Spanned<String>>,
+    /// The embedded broker's users: a file of `name:password` lines.
+    users_file: Option<Spanned<String>>,
+    commands: Option<bool>,
     topic_prefix: Option<Spanned<String>>,
     qos: Option<Spanned<i64>>,
     keepalive_s: Option<Spanned<i64>>,
@@ -86,8 +94,9 @@ pub(super) struct RawHomeAssistant {
 /// Where events go.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Broker {
-    /// A broker inside the daemon, listening here.
-    Embedded { listen: SocketAddr },
+    /// A broker inside the daemon, listening here, for these users (name,
+    /// password); `None`: anyone on `listen`, which must then be loopback.
+    Embedded { listen: SocketAddr, users: Option<Vec<(String, String)>> },
     /// An external broker.
     External { host: String, port: u16, tls: bool },
 }
@@ -103,6 +112,8 @@ pub struct MqttConfig {
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
     pub topic_prefix: String,
+    /// Listen to the command topics.
+    pub commands: bool,
     pub qos: u8,
     pub keepalive: Duration,
     pub offline_queue: usize,
@@ -120,7 +131,7 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Option<&RawMqtt>, node: &str) -> Result<M
     let raw = raw.unwrap_or(&none);
     let broker = match &raw.broker {
         Some(b) if b.get_ref() == "embedded" => {
-            let listen = match &raw.listen {
+            let listen: SocketAddr = match &raw.listen {
                 Some(l) => l.get_ref().parse().map_err(|_| {
                     cx.invalid(
                         &key(TABLE, LISTEN.name),
@@ -130,11 +141,33 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Option<&RawMqtt>, node: &str) -> Result<M
                 })?,
                 None => LISTEN.default.parse().expect("the default address parses"),
             };
-            Broker::Embedded { listen }
+            let users = match &raw.users_file {
+                Some(f) => Some(read_users(cx, f)?),
+                None => None,
+            };
+            if users.is_none() && !listen.ip().is_loopback() {
+                let at = raw.listen.as_ref().expect("only a configured address is not loopback");
+                return Err(cx.invalid(
+                    &key(TABLE, LISTEN.name),
+                    at,
+                    format!(
+                        "{listen} lets other machines use the embedded broker, which then needs passwords: \
+                         set mqtt.users_file to a file of 'name:password' lines, or listen on 127.0.0.1"
+                    ),
+                ));
+            }
+            Broker::Embedded { listen, users }
         }
         Some(b) => parse_broker_url(b.get_ref()).map_err(|problem| cx.invalid(&key(TABLE, BROKER.name), b, problem))?,
         None => parse_broker_url(BROKER.default).expect("the default broker parses"),
     };
+    if let (Broker::External { .. }, Some(f)) = (&broker, &raw.users_file) {
+        return Err(cx.invalid(
+            "mqtt.users_file",
+            f,
+            "is for broker = \"embedded\"; an external broker keeps its own users",
+        ));
+    }
     let client_id = match &raw.client_id {
         Some(c) if !c.get_ref().is_empty() && c.get_ref().len() <= MAX_CLIENT_ID_LEN => c.get_ref().clone(),
         Some(c) => return Err(cx.invalid("mqtt.client_id", c, "is empty; leave the key out for 'edgeclip-<node>'")),
@@ -146,6 +179,7 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Option<&RawMqtt>, node: &str) -> Result<M
             let file = cx.path_value("mqtt.password_file", f)?;
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| cx.invalid("mqtt.password_file", f, format!("cannot read '{}': {e}", file.display())))?;
+            warn_if_others_can_read(&file);
             Some(text.lines().next().unwrap_or("").to_string())
         }
         (None, Some(v)) => Some(std::env::var(v.get_ref()).map_err(|_| {
@@ -196,6 +230,7 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Option<&RawMqtt>, node: &str) -> Result<M
         client_cert,
         client_key,
         topic_prefix,
+        commands: raw.commands.unwrap_or(COMMANDS.default),
         qos: QOS.read(cx, TABLE, raw.qos.as_ref())? as u8,
         keepalive: Duration::from_secs(KEEPALIVE_S.read(cx, TABLE, raw.keepalive_s.as_ref())? as u64),
         offline_queue: OFFLINE_QUEUE.read(cx, TABLE, raw.offline_queue.as_ref())? as usize,
@@ -214,6 +249,58 @@ pub(super) fn parse_home_assistant(
         None => DISCOVERY_PREFIX.default.to_string(),
     };
     Ok(HomeAssistantConfig { enabled: raw.enabled.unwrap_or(DISCOVERY_ENABLED.default), discovery_prefix })
+}
+
+/// The embedded broker's users file: `name:password` a line, `#` comments.
+fn read_users(cx: &Ctx<'_>, f: &Spanned<String>) -> Result<Vec<(String, String)>, ConfigError> {
+    let file = cx.path_value("mqtt.users_file", f)?;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| cx.invalid("mqtt.users_file", f, format!("cannot read '{}': {e}", file.display())))?;
+    warn_if_others_can_read(&file);
+    let mut users = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once(':') {
+            Some((name, password)) if !name.trim().is_empty() && !password.is_empty() => {
+                users.push((name.trim().to_string(), password.to_string()))
+            }
+            // The line is not shown: it may hold a password.
+            _ => {
+                return Err(cx.invalid(
+                    "mqtt.users_file",
+                    f,
+                    format!("'{}' line {}: not 'name:password'", file.display(), i + 1),
+                ))
+            }
+        }
+    }
+    if users.is_empty() {
+        return Err(cx.invalid(
+            "mqtt.users_file",
+            f,
+            format!("'{}' names no user ('name:password' lines)", file.display()),
+        ));
+    }
+    Ok(users)
+}
+
+/// A file of passwords that others than its owner and group can read is
+/// logged as a warning (not refused: it may be on purpose, as for a demo).
+fn warn_if_others_can_read(file: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(file) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o007 != 0 {
+            tracing::warn!(
+                "'{}' holds passwords and can be read by every user of this machine (mode {mode:o}); \
+                 chmod 600 it (or 640 with the service's group)",
+                file.display()
+            );
+        }
+    }
 }
 
 /// "mqtt://host[:port]" or "mqtts://host[:port]".

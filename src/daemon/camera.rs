@@ -71,6 +71,10 @@ pub struct CameraShared {
     pub slot: Latest<OwnedFrame>,
     /// Labels in an event now, for stats.
     pub active: Mutex<Vec<String>>,
+    /// When the inference thread last went round its loop (it does at least
+    /// every 100 ms unless a frame is being inferred): the watchdog's sign
+    /// of life.
+    pub heartbeat: Mutex<Instant>,
 }
 
 impl CameraShared {
@@ -125,6 +129,7 @@ impl Camera {
             latencies: Mutex::new(Latencies::default()),
             slot: Latest::new(),
             active: Mutex::new(Vec::new()),
+            heartbeat: Mutex::new(Instant::now()),
         });
         // Built here, not in the thread, so that a model that cannot run
         // stops the start-up with its error.
@@ -157,6 +162,12 @@ impl Camera {
         self.shared.stop.store(true, Ordering::SeqCst);
     }
 
+    /// Whether the inference thread has ended (normally it reports
+    /// [`CameraReport::Finished`] first; a thread that panicked does not).
+    pub fn inference_ended(&self) -> bool {
+        self.inference.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
     /// Waits for the inference thread, at most until `deadline`.
     pub fn join(&mut self, deadline: Instant) -> bool {
         let Some(handle) = self.inference.take() else { return true };
@@ -186,6 +197,7 @@ fn capture_loop(shared: &CameraShared, mut source: Box<dyn FrameSource>, wait_fo
     // doubling up to 5 s, back to 100 ms with every frame.
     let mut quick_failures = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     while !shared.stop.load(Ordering::Relaxed) {
+        crate::util::fault::point("capture");
         match source.next_frame() {
             Ok(frame) => {
                 quick_failures.succeeded();
@@ -238,6 +250,12 @@ fn inference_loop(shared: &CameraShared, out: &Sender<CameraReport>, mut inferen
     let mut was_enabled = shared.enabled.load(Ordering::Relaxed);
     let mut events = Vec::new();
     let mut decode_log = LogLimit::new();
+    // A source whose every frame is undecodable (a looped recording of
+    // garbage, a camera sending junk) would keep both threads busy for
+    // nothing: after `UNDECODABLE_IN_ROW` bad frames in a row, each next one
+    // waits, 100 ms doubling up to 2 s, until a frame decodes again.
+    let mut undecodable_in_row = 0u32;
+    let mut undecodable_pause = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let send = |events: &mut Vec<Event>, snapshot: Option<Arc<Vec<u8>>>, frame_time: SystemTime| {
         if events.is_empty() {
             return;
@@ -259,6 +277,7 @@ fn inference_loop(shared: &CameraShared, out: &Sender<CameraReport>, mut inferen
     };
 
     let source_ended = loop {
+        *shared.heartbeat.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         if shared.stop.load(Ordering::Relaxed) {
             inference.end_events(&mut events);
             send(&mut events, None, SystemTime::now());
@@ -287,8 +306,13 @@ fn inference_loop(shared: &CameraShared, out: &Sender<CameraReport>, mut inferen
                 break true;
             }
         };
+        crate::util::fault::point("inference");
         match inference.step(&frame, enabled, &mut events) {
             Ok(step) => {
+                if undecodable_in_row > 0 {
+                    undecodable_in_row = 0;
+                    undecodable_pause.succeeded();
+                }
                 count_step(shared, &frame, step, events.is_empty());
                 if !events.is_empty() {
                     let snapshot = events
@@ -307,11 +331,33 @@ fn inference_loop(shared: &CameraShared, out: &Sender<CameraReport>, mut inferen
                 if let Some(n) = decode_log.check() {
                     tracing::warn!("skipped frame {}: {e}{}", frame.sequence, also(n));
                 }
+                undecodable_in_row += 1;
+                if undecodable_in_row >= UNDECODABLE_IN_ROW {
+                    let pause = undecodable_pause.failed();
+                    shared.slot.recycle(frame);
+                    sleep_unless_stopped(shared, pause);
+                    continue;
+                }
             }
         }
         shared.slot.recycle(frame);
     };
     let _ = out.send(CameraReport::Finished { camera: shared.name.clone(), source_ended });
+}
+
+/// Undecodable frames in a row before the inference thread slows down.
+const UNDECODABLE_IN_ROW: u32 = 10;
+
+/// Sleeps `pause`, in steps of [`POLL`] so that a stop is not held up.
+fn sleep_unless_stopped(shared: &CameraShared, pause: Duration) {
+    let until = Instant::now() + pause;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(POLL));
+    }
 }
 
 /// Counts what happened to a frame, and records the stage times of an

@@ -15,13 +15,17 @@
 //! - SIGTERM or SIGINT ([`signals`]), or every recording having ended with
 //!   `exit_when_done`, stops it: active events end and are published,
 //!   `offline` is published, the MQTT queue is flushed for a bounded time,
-//!   and `run` returns (exit status 0).
+//!   and `run` returns (exit status 0);
+//! - a panic on any thread ([`panics`]) stops it the same way, and `run`
+//!   returns an error (exit status 1), so that systemd restarts it.
 //!
 //! Nothing on this thread waits on a camera or the network: the MQTT client
 //! queues, and label sets are embedded on threads of their own.
 
 pub mod camera;
 pub mod camera_labels;
+pub mod notify;
+pub mod panics;
 pub mod signals;
 pub mod stats;
 
@@ -51,8 +55,10 @@ use crate::publish::publisher::Publisher;
 use crate::publish::topics::{CommandTopic, Topics};
 use camera_labels::{CameraLabels, LabelsOrigin, MAX_COMMAND_LABELS_BYTES};
 
+use crate::util::log_limit::{also, LogLimit};
+use crate::util::untrusted::untrusted;
 use camera::{camera_span, Camera, CameraReport, InferenceSetup};
-use stats::{CameraView, StatsReporter};
+use stats::{CameraView, CommandCounts, StatsReporter};
 
 /// How long the main loop waits for an event before it does its periodic
 /// work; bounds how late a signal or a command is acted on.
@@ -71,6 +77,13 @@ const TICK: Duration = Duration::from_millis(50);
 const STOP_CAMERAS_NOTICE: Duration = Duration::from_millis(2000);
 const STOP_CAMERAS_AT_MOST: Duration = Duration::from_millis(10_000);
 const FLUSH_MQTT_WITHIN: Duration = Duration::from_millis(2500);
+
+/// A camera whose inference thread has not gone round its loop for this
+/// long is stalled, and the systemd watchdog is no longer fed. The longest
+/// legitimate pause is one frame's inference: seconds for a ViT-B/32 on a Pi
+/// Zero 2 W; a minute is far beyond it and still brings a wedged board back
+/// within two (the unit's `WatchdogSec=60s` on top).
+pub const STALLED_AFTER: Duration = Duration::from_secs(60);
 
 /// Where `run` prints events when `logging.print_events` is set.
 pub type EventSink = Box<dyn Write + Send>;
@@ -107,6 +120,14 @@ struct Daemon {
     loaded_tx: Sender<Loaded>,
     loaded_rx: Receiver<Loaded>,
     stats: StatsReporter,
+    notifier: notify::Notifier,
+    /// When the watchdog was last fed, and the camera found stalled (logged
+    /// once per stall).
+    watchdog_fed: Instant,
+    stalled: Option<String>,
+    commands: CommandCounts,
+    /// Refused commands, logged at a bounded rate.
+    command_log: LogLimit,
 }
 
 /// Runs the daemon until a signal (or the end of every recording with
@@ -115,6 +136,7 @@ struct Daemon {
 /// taken broker address.
 pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
     let signals = signals::Signals::install().context("cannot install the signal handlers")?;
+    panics::install();
     let started = Instant::now();
 
     // GPIO first: outputs go to their safe level as early as possible, and
@@ -158,9 +180,21 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         warn_unfollowed_labels(outputs, active);
     }
 
-    // Runs until the process exits.
-    let _broker = match config.mqtt.broker {
-        Broker::Embedded { listen } => Some(crate::publish::broker::start_embedded_broker(listen)?),
+    // Runs until the process exits. With users, the daemon logs in to it as
+    // one more, made at random for this run.
+    let mut mqtt_config = config.mqtt.clone();
+    let _broker = match &config.mqtt.broker {
+        Broker::Embedded { listen, users } => {
+            let mut users = users.clone();
+            let mut own = None;
+            if let Some(users) = &mut users {
+                let login = (format!("edgeclip-daemon-{}", random_hex(4)?), random_hex(16)?);
+                users.push(login.clone());
+                (mqtt_config.username, mqtt_config.password) = (Some(login.0.clone()), Some(login.1.clone()));
+                own = Some(login);
+            }
+            Some(crate::publish::broker::start_embedded_broker(*listen, users.as_deref(), own.as_ref())?)
+        }
         Broker::External { .. } => None,
     };
     let topics = Topics::new(&config.mqtt.topic_prefix, &config.node);
@@ -168,11 +202,14 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         .homeassistant
         .enabled
         .then(|| Discovery::new(&config.homeassistant.discovery_prefix, &config.node, &bundle.name, topics.clone()));
-    let mut subscriptions = vec![topics.commands_filter()];
+    let mut subscriptions = Vec::new();
+    if config.mqtt.commands {
+        subscriptions.push(topics.commands_filter());
+    }
     if let Some(d) = &discovery {
         subscriptions.push(d.status_topic());
     }
-    let mqtt = MqttClient::start(&config.mqtt, topics.availability(), subscriptions)?;
+    let mqtt = MqttClient::start(&mqtt_config, topics.availability(), subscriptions)?;
     let publisher =
         Publisher::new(topics, discovery, &config.node, &bundle.name, if config.print_events { print } else { None });
 
@@ -187,6 +224,12 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         loaded_tx,
         loaded_rx,
         stats: StatsReporter::new(&config.node, &bundle.name, started),
+        notifier: notify::Notifier::from_env(),
+        watchdog_fed: Instant::now(),
+        stalled: None,
+        commands: CommandCounts::default(),
+        // A person trying commands sees each of a few; a flood is counted.
+        command_log: LogLimit::with_burst(5),
         config: config.clone(),
     };
     // `report_tx` lives as long as the main loop: cameras whose recordings
@@ -195,10 +238,25 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         daemon.start_camera(cam, active, hash, lines, &encoder, &report_tx)?;
     }
 
+    daemon.notifier.notify(&format!("READY=1\nSTATUS=running {} camera(s)", daemon.cameras.len()));
     daemon.main_loop(&signals, &report_rx);
+    daemon.notifier.notify("STOPPING=1");
     drop(report_tx);
     daemon.shutdown(&report_rx);
-    Ok(())
+    match panics::first() {
+        Some(panic) => Err(anyhow::anyhow!("{panic}; stopped so that the service manager restarts edgeclip")),
+        None => Ok(()),
+    }
+}
+
+/// `bytes` random bytes from the kernel, as hex.
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .context("cannot read /dev/urandom for the embedded broker's own login")?;
+    Ok(crate::model::bundle::hex(&buf))
 }
 
 /// A camera's GPIO lines: its outputs, at their safe level, and its input.
@@ -325,6 +383,10 @@ impl Daemon {
                 tracing::info!("stopping: signal received");
                 return;
             }
+            if let Some(panic) = panics::first() {
+                tracing::error!("stopping: {panic}");
+                return;
+            }
             if self.config.exit_when_done && self.cameras.values().all(|c| c.finished) {
                 tracing::info!("stopping: every camera's source has ended (exit_when_done)");
                 return;
@@ -357,6 +419,40 @@ impl Daemon {
             }
             if self.stats.since_last() >= self.config.mqtt.stats_interval {
                 self.publish_stats();
+            }
+            self.feed_watchdog();
+        }
+    }
+
+    /// Feeds systemd's watchdog, when it is on and due, if every running
+    /// camera's inference thread is alive; a stalled one is logged (once)
+    /// and the watchdog starves, so that systemd restarts the daemon.
+    fn feed_watchdog(&mut self) {
+        let Some(every) = self.notifier.watchdog_every() else { return };
+        if self.watchdog_fed.elapsed() < every {
+            return;
+        }
+        let stalled = self.cameras.iter().find_map(|(name, c)| {
+            let quiet = c.camera.shared.heartbeat.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+            (!c.finished && quiet >= crate::util::fault::stall_limit(STALLED_AFTER)).then(|| (name.clone(), quiet))
+        });
+        match stalled {
+            None => {
+                self.notifier.notify("WATCHDOG=1");
+                self.watchdog_fed = Instant::now();
+                self.stalled = None;
+            }
+            Some((name, quiet)) => {
+                if self.stalled.as_ref() != Some(&name) {
+                    camera_span(&name).in_scope(|| {
+                        tracing::error!(
+                            "its inference thread has made no progress for {} s; no longer feeding the systemd watchdog, which will restart edgeclip",
+                            quiet.as_secs()
+                        )
+                    });
+                    self.notifier.notify(&format!("STATUS=camera '{name}' stalled"));
+                    self.stalled = Some(name);
+                }
             }
         }
     }
@@ -458,32 +554,35 @@ impl Daemon {
             }
         }
         let Some(command) = self.publisher.topics.parse_command(&msg.topic) else { return };
+        match self.command(command, msg.payload) {
+            Ok(()) => self.commands.accepted += 1,
+            Err(why) => {
+                self.commands.refused += 1;
+                // Anyone on the broker can send these: a flood of bad ones
+                // is counted in full and logged at a bounded rate.
+                if let Some(n) = self.command_log.check() {
+                    tracing::warn!("MQTT command on '{}' refused: {why}{}", untrusted(&msg.topic), also(n));
+                }
+            }
+        }
+    }
+
+    /// Carries out one command, or says why not (for the log).
+    fn command(&mut self, command: CommandTopic, payload: Vec<u8>) -> Result<(), String> {
         let camera = match &command {
             CommandTopic::Enabled { camera } | CommandTopic::Labels { camera } => camera.clone(),
         };
         if !self.cameras.contains_key(&camera) {
             let names: Vec<&str> = self.cameras.keys().map(String::as_str).collect();
-            tracing::warn!(
-                "MQTT command on '{}': no camera named '{camera}' here (cameras: {})",
-                msg.topic,
-                names.join(", ")
-            );
-            return;
+            return Err(format!("no camera named '{}' here (cameras: {})", untrusted(&camera), names.join(", ")));
         }
         match command {
             CommandTopic::Enabled { .. } => {
-                let text = String::from_utf8_lossy(&msg.payload);
-                let enabled = match Switch::from_command(&text) {
-                    Some(switch) => switch == Switch::On,
-                    None => {
-                        tracing::warn!(
-                            "MQTT command on '{}': '{}' is not a switch value; accepted: ON or OFF",
-                            msg.topic,
-                            text.trim().to_ascii_lowercase()
-                        );
-                        return;
-                    }
+                let text = String::from_utf8_lossy(&payload);
+                let Some(switch) = Switch::from_command(&text) else {
+                    return Err(format!("'{}' is not a switch value; accepted: ON or OFF", untrusted(text.trim())));
                 };
+                let enabled = switch == Switch::On;
                 let c = &self.cameras[&camera];
                 c.camera.shared.enabled.store(enabled, Ordering::SeqCst);
                 self.publisher.enabled(&self.mqtt, &camera, enabled);
@@ -491,23 +590,21 @@ impl Daemon {
                     .in_scope(|| tracing::info!("{} by MQTT command", if enabled { "enabled" } else { "disabled" }));
             }
             CommandTopic::Labels { .. } => {
-                if msg.payload.len() > MAX_COMMAND_LABELS_BYTES {
-                    tracing::warn!(
-                        "MQTT command on '{}': {} bytes of labels refused; at most {} are accepted",
-                        msg.topic,
-                        msg.payload.len(),
-                        MAX_COMMAND_LABELS_BYTES
-                    );
-                    return;
+                if payload.len() > MAX_COMMAND_LABELS_BYTES {
+                    return Err(format!(
+                        "{} bytes of labels; at most {MAX_COMMAND_LABELS_BYTES} are accepted",
+                        payload.len()
+                    ));
                 }
-                let Ok(text) = String::from_utf8(msg.payload) else {
-                    tracing::warn!("MQTT command on '{}': the labels are not UTF-8 text; refused", msg.topic);
-                    return;
+                let Ok(text) = String::from_utf8(payload) else {
+                    return Err("the labels are not UTF-8 text".to_string());
                 };
-                camera_span(&camera).in_scope(|| tracing::info!("new labels by MQTT command on '{}'", msg.topic));
-                self.request_load(&camera, LabelsOrigin::Command(msg.topic), text);
+                let topic = self.publisher.topics.labels_set(&camera);
+                camera_span(&camera).in_scope(|| tracing::info!("new labels by MQTT command on '{topic}'"));
+                self.request_load(&camera, LabelsOrigin::Command(topic), text);
             }
         }
+        Ok(())
     }
 
     fn publish_stats(&mut self) {
@@ -518,7 +615,7 @@ impl Daemon {
             outputs: &c.gpio_outputs,
             input: c.config.input.as_ref(),
         });
-        let stats = self.stats.report(&self.mqtt.stats(), cameras);
+        let stats = self.stats.report(&self.mqtt.stats(), &self.commands, cameras);
         self.publisher.stats(&self.mqtt, &stats);
     }
 
@@ -532,7 +629,8 @@ impl Daemon {
         let started = Instant::now();
         let deadline = started + STOP_CAMERAS_AT_MOST;
         let mut noticed = false;
-        while self.cameras.values().any(|c| !c.finished) {
+        // A camera whose inference thread panicked reports nothing more.
+        while self.cameras.values().any(|c| !c.finished && !c.camera.inference_ended()) {
             if !noticed && started.elapsed() >= STOP_CAMERAS_NOTICE {
                 noticed = true;
                 let busy: Vec<&str> =

@@ -193,6 +193,16 @@ pub struct CameraView<'a> {
     pub input: Option<&'a InputConfig>,
 }
 
+/// The MQTT commands the daemon received since start.
+#[derive(Debug, Default)]
+pub struct CommandCounts {
+    /// Carried out.
+    pub accepted: u64,
+    /// Refused: an unknown camera, a value that is not accepted, a payload
+    /// too large or not UTF-8.
+    pub refused: u64,
+}
+
 /// Builds the stats messages, and keeps what the next one's rates are
 /// computed from: when the last one was built and each camera's counters
 /// then.
@@ -225,7 +235,12 @@ impl StatsReporter {
 
     /// The message for now: counts since start, rates and latencies since
     /// the last message (whose latency windows it empties).
-    pub fn report<'a>(&mut self, mqtt: &MqttStats, cameras: impl IntoIterator<Item = CameraView<'a>>) -> Stats {
+    pub fn report<'a>(
+        &mut self,
+        mqtt: &MqttStats,
+        commands: &CommandCounts,
+        cameras: impl IntoIterator<Item = CameraView<'a>>,
+    ) -> Stats {
         let now = Instant::now();
         let elapsed = now.duration_since(self.last);
         let mut stats = BTreeMap::new();
@@ -242,6 +257,8 @@ impl StatsReporter {
             interval_s: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
             model: self.model.clone(),
             mqtt: MqttClientStats {
+                commands_accepted: commands.accepted,
+                commands_refused: commands.refused + mqtt.incoming_refused,
                 connected: mqtt.connected,
                 last_error: mqtt.last_error.clone(),
                 overflowed: mqtt.overflowed,

@@ -17,6 +17,11 @@ pub const EMB_VERSION: u32 = 1;
 /// prompt is at most 77 CLIP tokens, so 4 KiB only guards against a corrupt
 /// length field.
 pub const EMB_MAX_STRING: usize = 4096;
+/// The most prompts one label may have: a prompt ensemble such as CLIP's 80
+/// ImageNet templates fits many times over, and a file that claims more is
+/// damaged. The labels file parser refuses more, so that every label set
+/// that loads can be cached and read back.
+pub const EMB_MAX_PROMPTS: usize = 1024;
 
 /// One vector of a `labels.emb` file with what produced it.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,7 +93,7 @@ impl LabelEmbeddings {
         for ix in 0..count {
             let name = r.string().map_err(|e| format!("label #{ix}: {e}"))?;
             let prompt_count = r.u32()? as usize;
-            if prompt_count > 1024 {
+            if prompt_count > EMB_MAX_PROMPTS {
                 return Err(format!("label '{name}' claims {prompt_count} prompts"));
             }
             let prompts = (0..prompt_count).map(|_| r.string()).collect::<Result<Vec<_>, _>>()?;

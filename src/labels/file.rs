@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use super::embeddings::EMB_MAX_STRING;
+use super::embeddings::{EMB_MAX_PROMPTS, EMB_MAX_STRING};
 use super::LabelsError;
 
 /// One label as written in a labels file.
@@ -92,6 +92,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Label>, LabelsError> {
             None => vec![name.to_string()],
             Some(p) => {
                 let prompts: Vec<String> = p.split(';').map(|s| s.trim().to_string()).collect();
+                if prompts.len() > EMB_MAX_PROMPTS {
+                    return Err(syntax(
+                        line_no,
+                        format!("label '{name}' has {} prompts; at most {EMB_MAX_PROMPTS} are accepted", prompts.len()),
+                    ));
+                }
                 if prompts.iter().any(|p| p.is_empty()) {
                     return Err(syntax(
                         line_no,

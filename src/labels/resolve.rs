@@ -132,14 +132,22 @@ pub fn resolve_labels(
     let cache_file =
         options.cache_dir.as_ref().map(|d| d.join(format!("labels-{}.emb", cache_key(&text_sha, &wanted))));
     if let Some(file) = &cache_file {
-        if let Ok(emb) = LabelEmbeddings::read(file) {
-            if made_by_this_encoder(&emb) && emb.dim == bundle.embedding_dim {
+        match LabelEmbeddings::read(file) {
+            Ok(emb) if made_by_this_encoder(&emb) && emb.dim == bundle.embedding_dim => {
                 if let Ok(found) = emb.select(file, labels_path, &wanted) {
+                    // The newest use, for the eviction of the least recently used.
+                    let _ = std::fs::File::options()
+                        .append(true)
+                        .open(file)
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
                     let report =
                         ResolveReport { from_cache: found.len(), cache_file: cache_file.clone(), ..Default::default() };
                     return Ok((found, report));
                 }
             }
+            Ok(_) => {}
+            Err(LabelsError::Read { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("{e}; embedding the labels again and replacing it"),
         }
     }
 
@@ -161,7 +169,10 @@ pub fn resolve_labels(
         let emb =
             LabelEmbeddings { dim: bundle.embedding_dim, text_encoder_sha256: encoder.sha256, labels: found.clone() };
         match write_atomically(file, &emb.to_bytes()) {
-            Ok(()) => report.cache_file = Some(file.clone()),
+            Ok(()) => {
+                report.cache_file = Some(file.clone());
+                evict_least_recently_used(file, CACHE_MAX_BYTES);
+            }
             Err(e) => tracing::warn!(
                 "cannot cache label embeddings in '{}': {e}; they will be computed again next time",
                 file.display()
@@ -169,6 +180,48 @@ pub fn resolve_labels(
         }
     }
     Ok((found, report))
+}
+
+/// The label cache's size on disk at most: a few hundred label sets of a
+/// typical size (a 20-label set of 512-dimensional vectors is 45 KB), little
+/// on an SD card. Every distinct label set adds a file, so without a bound
+/// label edits by command would fill the disk.
+pub const CACHE_MAX_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Removes the least recently used cache files beside `kept` (the one just
+/// written, never removed) until they take at most `max_bytes`.
+fn evict_least_recently_used(kept: &Path, max_bytes: u64) {
+    let Some(dir) = kept.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("labels-") && name.ends_with(".emb")
+        })
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    files.sort();
+    for (_, len, path) in files {
+        if total <= max_bytes {
+            break;
+        }
+        if path == kept {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                total -= len;
+                tracing::debug!("label cache: removed '{}', the least recently used", path.display());
+            }
+            Err(e) => tracing::warn!("label cache: cannot remove '{}': {e}", path.display()),
+        }
+    }
 }
 
 /// Whether `emb` was made by the bundle's text encoder. A bundle without one
@@ -219,4 +272,37 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn the_cache_drops_its_least_recently_used_files_beyond_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = SystemTime::now() - Duration::from_secs(3600);
+        // Used in the order c, a, b (oldest first), 100 bytes each; and a
+        // file that is not the cache's.
+        for (name, age) in [("labels-a.emb", 20), ("labels-b.emb", 30), ("labels-c.emb", 10), ("other.emb", 0)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, [0u8; 100]).unwrap();
+            std::fs::File::options()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(t0 + Duration::from_secs(age))
+                .unwrap();
+        }
+        let kept = dir.path().join("labels-new.emb");
+        std::fs::write(&kept, [0u8; 100]).unwrap();
+        std::fs::File::options().append(true).open(&kept).unwrap().set_modified(t0).unwrap();
+        evict_least_recently_used(&kept, 250);
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        left.sort();
+        // The new file stays though it is the oldest; c and a go.
+        assert_eq!(left, ["labels-b.emb", "labels-new.emb", "other.emb"]);
+    }
 }

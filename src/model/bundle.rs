@@ -295,8 +295,9 @@ impl Bundle {
     pub fn load(dir: impl AsRef<Path>) -> Result<Bundle, BundleError> {
         let dir = dir.as_ref().to_path_buf();
         let manifest = dir.join(MANIFEST_NAME);
-        let text =
-            fs::read_to_string(&manifest).map_err(|error| BundleError::NoManifest { path: manifest.clone(), error })?;
+        let text = regular_file(&manifest)
+            .and_then(|()| fs::read_to_string(&manifest))
+            .map_err(|error| BundleError::NoManifest { path: manifest.clone(), error })?;
         let bundle = Bundle::from_manifest_str(&dir, &manifest, &text)?;
         bundle.check_files()?;
         Ok(bundle)
@@ -414,7 +415,7 @@ impl Bundle {
             self.check_encoder("text.file", &text.encoder)?;
         }
         for (key, path) in [("labels.file", &self.labels_file), ("labels.embeddings", &self.labels_embeddings)] {
-            fs::metadata(path).map_err(|error| BundleError::MissingFile {
+            regular_file(path).map_err(|error| BundleError::MissingFile {
                 manifest: self.manifest.clone(),
                 key: key.to_string(),
                 file: path.clone(),
@@ -425,11 +426,13 @@ impl Bundle {
     }
 
     fn check_encoder(&self, key: &str, enc: &EncoderSpec) -> Result<(), BundleError> {
-        let actual = sha256_file(&enc.path).map_err(|error| BundleError::MissingFile {
-            manifest: self.manifest.clone(),
-            key: key.to_string(),
-            file: enc.path.clone(),
-            error,
+        let actual = regular_file(&enc.path).and_then(|()| sha256_file(&enc.path)).map_err(|error| {
+            BundleError::MissingFile {
+                manifest: self.manifest.clone(),
+                key: key.to_string(),
+                file: enc.path.clone(),
+                error,
+            }
         })?;
         if actual != enc.sha256 {
             return Err(BundleError::Checksum {
@@ -441,6 +444,19 @@ impl Bundle {
             });
         }
         Ok(())
+    }
+}
+
+/// Whether `path` is a regular file (following links): a FIFO would block
+/// a read for ever, and a device or a folder is no model file.
+pub fn regular_file(path: &Path) -> std::io::Result<()> {
+    if fs::metadata(path)?.is_file() {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a folder, a FIFO or a device); give the path of the file itself",
+        ))
     }
 }
 

@@ -1,9 +1,12 @@
 //! The embedded MQTT broker (`broker = "embedded"`): rumqttd inside the
 //! daemon, for the demo and for a board with no Mosquitto. It listens on
-//! `mqtt.listen` without TLS or passwords (keep it on 127.0.0.1, or on a
-//! trusted network), keeps retained messages, QoS 1, last wills and
-//! persistent sessions in memory, and accepts packets as large as the
-//! client sends ([`MAX_PACKET_SIZE`]). Nothing survives the process.
+//! `mqtt.listen` without TLS; with `mqtt.users_file` it accepts only those
+//! users (and the daemon itself, under a name and password made at random
+//! for this run), without it anyone who reaches the address, which the
+//! configuration therefore allows only on loopback. It keeps retained
+//! messages, QoS 1, last wills and persistent sessions in memory, and
+//! accepts packets as large as the client sends ([`MAX_PACKET_SIZE`]).
+//! Nothing survives the process.
 //!
 //! rumqttd binds its listener on a thread of its own and only logs a
 //! failure, and cannot report the port it got for port 0. So we bind the
@@ -79,9 +82,18 @@ pub fn quiet_broker_logs(filter: &str) -> String {
     }
 }
 
-/// Starts the broker on `listen` and returns once it answers there.
+/// A user of the broker: name and password.
+pub type Login = (String, String);
+
+/// Starts the broker on `listen` and returns once it answers there. With
+/// `users`, only they may connect; `probe` is one of them, which this
+/// function logs in as to see that the broker answers.
 #[cfg(feature = "embedded-broker")]
-pub fn start_embedded_broker(listen: SocketAddr) -> Result<EmbeddedBroker, BrokerError> {
+pub fn start_embedded_broker(
+    listen: SocketAddr,
+    users: Option<&[Login]>,
+    probe: Option<&Login>,
+) -> Result<EmbeddedBroker, BrokerError> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
@@ -100,7 +112,7 @@ pub fn start_embedded_broker(listen: SocketAddr) -> Result<EmbeddedBroker, Broke
         // QoS 1 messages on their way to one subscriber before it acknowledges
         // (rumqttd's own default).
         max_inflight_count: 100,
-        auth: None,
+        auth: users.map(|users| users.iter().cloned().collect()),
         external_auth: None,
         // Subscriptions to any filter, created as they come.
         dynamic_filters: true,
@@ -164,7 +176,7 @@ pub fn start_embedded_broker(listen: SocketAddr) -> Result<EmbeddedBroker, Broke
                 BrokerError::Start { listen: local_addr, problem: why }
             });
         }
-        if answers(reachable) {
+        if answers(reachable, probe) {
             // A broker answered; make sure it is ours and not someone who took
             // the address in the meantime (rumqttd's thread ends at once then).
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -185,7 +197,11 @@ pub fn start_embedded_broker(listen: SocketAddr) -> Result<EmbeddedBroker, Broke
 }
 
 #[cfg(not(feature = "embedded-broker"))]
-pub fn start_embedded_broker(_listen: SocketAddr) -> Result<EmbeddedBroker, BrokerError> {
+pub fn start_embedded_broker(
+    _listen: SocketAddr,
+    _users: Option<&[Login]>,
+    _probe: Option<&Login>,
+) -> Result<EmbeddedBroker, BrokerError> {
     Err(BrokerError::NotBuilt)
 }
 
@@ -201,37 +217,73 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 }
 
 /// Whether an MQTT 3.1.1 broker accepts a CONNECT at `addr` (then
-/// disconnects cleanly).
+/// disconnects cleanly), logging in as `login` if given.
 #[cfg(feature = "embedded-broker")]
-fn answers(addr: SocketAddr) -> bool {
+fn answers(addr: SocketAddr, login: Option<&Login>) -> bool {
     use std::io::{Read, Write};
     let timeout = std::time::Duration::from_secs(2);
     let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, timeout) else { return false };
     let _ = stream.set_read_timeout(Some(timeout));
-    let id = b"edgeclip-probe";
-    // CONNECT: protocol "MQTT" level 4, clean session, a keep-alive of 10 s
-    // (rumqttd drops a client that asks for none, 0), client id.
-    let mut connect = vec![0x10, (10 + 2 + id.len()) as u8, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10];
-    connect.extend_from_slice(&(id.len() as u16).to_be_bytes());
-    connect.extend_from_slice(id);
-    let mut connack = [0u8; 4];
-    let accepted = stream.write_all(&connect).is_ok()
-        && stream.read_exact(&mut connack).is_ok()
-        && connack[0] == 0x20
-        && connack[3] == 0;
+    let accepted = stream.write_all(&connect_packet(b"edgeclip-probe", login)).is_ok() && {
+        let mut connack = [0u8; 4];
+        stream.read_exact(&mut connack).is_ok() && connack[0] == 0x20 && connack[3] == 0
+    };
     // DISCONNECT.
     let _ = stream.write_all(&[0xe0, 0]);
     accepted
+}
+
+/// An MQTT 3.1.1 CONNECT: protocol "MQTT" level 4, clean session, a
+/// keep-alive of 10 s (rumqttd drops a client that asks for none, 0), the
+/// client id, and the user name and password if given.
+#[cfg(feature = "embedded-broker")]
+fn connect_packet(id: &[u8], login: Option<&Login>) -> Vec<u8> {
+    let string = |out: &mut Vec<u8>, s: &[u8]| {
+        out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        out.extend_from_slice(s);
+    };
+    let flags = if login.is_some() { 0xc2 } else { 0x02 };
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0, 10];
+    string(&mut body, id);
+    if let Some((user, password)) = login {
+        string(&mut body, user.as_bytes());
+        string(&mut body, password.as_bytes());
+    }
+    let mut packet = vec![0x10];
+    // The remaining length, 7 bits a byte, the low ones first.
+    let mut len = body.len();
+    loop {
+        let byte = (len % 128) as u8;
+        len /= 128;
+        packet.push(if len > 0 { byte | 0x80 } else { byte });
+        if len == 0 {
+            break;
+        }
+    }
+    packet.extend_from_slice(&body);
+    packet
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[cfg(feature = "embedded-broker")]
+    #[test]
+    fn a_connect_packet_has_its_remaining_length_in_7_bit_groups() {
+        assert_eq!(connect_packet(b"p", None), [0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10, 0, 1, b'p']);
+        let login = ("u".to_string(), "x".repeat(200));
+        let packet = connect_packet(b"p", Some(&login));
+        // 10 + 3 + 3 + 202 = 218 bytes after the header: 0xda 0x01.
+        assert_eq!(&packet[..3], [0x10, 0xda, 0x01]);
+        assert_eq!(packet[3 + 7], 0xc2);
+        assert_eq!(packet.len(), 3 + 218);
+    }
+
     #[cfg(not(feature = "embedded-broker"))]
     #[test]
     fn without_the_feature_the_embedded_broker_is_a_clear_error() {
-        let e = start_embedded_broker("127.0.0.1:0".parse().unwrap()).unwrap_err();
+        let e = start_embedded_broker("127.0.0.1:0".parse().unwrap(), None, None).unwrap_err();
         assert!(
             e.to_string().starts_with(
                 "broker = \"embedded\" needs the embedded MQTT broker, but this edgeclip was built without it"

@@ -288,6 +288,12 @@ pub struct Stats {
 /// The MQTT client in a stats message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MqttClientStats {
+    /// Commands carried out, since start.
+    pub commands_accepted: u64,
+    /// Incoming messages refused, since start: commands with an unknown
+    /// camera, a value that is not accepted, a payload too large or not
+    /// UTF-8, and messages too large for the client to take.
+    pub commands_refused: u64,
     /// Connected to the broker now.
     pub connected: bool,
     /// The latest connection problem, for a person (kept after a
@@ -513,6 +519,8 @@ mod tests {
             interval_s: 60.0,
             model: "tiny-shapes".into(),
             mqtt: MqttClientStats {
+                commands_accepted: 2,
+                commands_refused: 1,
                 connected: true,
                 last_error: None,
                 overflowed: 0,
@@ -538,7 +546,7 @@ mod tests {
                 r#""latency":{{"decode":{},"encode":{},"frame_to_publish":{},"match":{},"preprocess":{}}},"#,
                 r#""running":true,"source":"/dev/video0"}}}},"#,
                 r#""interval_s":60.0,"model":"tiny-shapes","#,
-                r#""mqtt":{{"connected":true,"last_error":null,"overflowed":0,"published":42,"queued":1,"reconnects":0}},"#,
+                r#""mqtt":{{"commands_accepted":2,"commands_refused":1,"connected":true,"last_error":null,"overflowed":0,"published":42,"queued":1,"reconnects":0}},"#,
                 r#""node":"garage","time":"2023-11-14T22:13:20.123Z","uptime_s":3600,"version":"0.1.0"}}"#
             ),
             l(1),

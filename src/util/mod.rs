@@ -1,7 +1,11 @@
 //! Small tools that several stages share and that belong to none of them:
 //! [`backoff`], the waiting between attempts that cameras, camera commands
-//! and the MQTT connection make after a failure, and [`log_limit`], logging
-//! of a repeated problem at a bounded rate.
+//! and the MQTT connection make after a failure; [`log_limit`], logging of a
+//! repeated problem at a bounded rate; [`untrusted`], outside text made safe
+//! for a log line; and [`fault`], the points where tests of a debug build
+//! inject faults.
 
 pub mod backoff;
+pub mod fault;
 pub mod log_limit;
+pub mod untrusted;

@@ -46,6 +46,7 @@ cache_dir = "@DIR@/cache"
 [mqtt]
 {broker}
 stats_interval_s = 1
+commands = true
 [logging]
 print_events = true
 [cameras.demo]
@@ -100,6 +101,12 @@ impl Daemon {
     /// Writes `config` (with `@DIR@` replaced by a fresh folder, where a
     /// copy of the demo labels waits as `labels.txt`) and starts the daemon.
     pub fn start(config: &str) -> Daemon {
+        Daemon::start_with_env(config, &[])
+    }
+
+    /// As [`Daemon::start`], with these environment variables set (e.g.
+    /// `EDGECLIP_FAULT`, which a debug build obeys).
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(demo_model_dir().join("labels.txt"), dir.path().join("labels.txt")).unwrap();
         let config = config.replace("@DIR@", dir.path().to_str().unwrap());
@@ -109,6 +116,7 @@ impl Daemon {
             .args(["run", "--config"])
             .arg(&path)
             .env("EDGECLIP_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn_watched()
@@ -134,6 +142,11 @@ impl Daemon {
     /// Its log so far.
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether it has not exited yet.

@@ -144,7 +144,7 @@ for board in "${boards[@]}"; do
     [ -f "boards/$board/edgeclip.toml" ] || die "'boards/$board/edgeclip.toml' is missing"
     [ -f "boards/$board/README.md" ] || die "'boards/$board/README.md' is missing"
 done
-for f in boards/edgeclip.toml boards/labels.txt boards/edgeclip.service boards/install.sh boards/README.md README.md docs/mqtt.md; do
+for f in boards/edgeclip.toml boards/labels.txt boards/edgeclip.service boards/install.sh boards/README.md boards/mosquitto.acl README.md docs/mqtt.md; do
     [ -f "$f" ] || die "'$f' is missing"
 done
 # The default config goes to /etc/edgeclip as it is, so its paths must be the
@@ -184,6 +184,8 @@ put boards/install.sh "$tree/install.sh" 0755
 put README.md "$tree/README.md" 0644
 # The MQTT topics and payloads, for whoever subscribes from Home Assistant or Node-RED.
 put docs/mqtt.md "$tree/docs/mqtt.md" 0644
+# Access rules for a Mosquitto shared with Home Assistant (README, "Security").
+put boards/mosquitto.acl "$tree/mosquitto.acl" 0644
 for board in "${boards[@]}"; do
     put "boards/$board/edgeclip.toml" "$tree/boards/$board.toml" 0644
     put "boards/$board/README.md" "$tree/boards/$board.md" 0644
@@ -213,6 +215,7 @@ put boards/labels.txt "$root/etc/edgeclip/labels.txt" 0644
 put boards/edgeclip.service "$root/lib/systemd/system/edgeclip.service" 0644
 put README.md "$root/usr/share/doc/edgeclip/README.md" 0644
 put docs/mqtt.md "$root/usr/share/doc/edgeclip/mqtt.md" 0644
+put boards/mosquitto.acl "$root/usr/share/doc/edgeclip/mosquitto.acl" 0644
 mkdir -p "$root/usr/share/doc/edgeclip"
 cat > "$root/usr/share/doc/edgeclip/copyright" <<'EOF'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/

@@ -24,6 +24,8 @@ use super::state::{State, INFLIGHT_WINDOW, OFFLINE};
 use super::{Incoming, MqttError, Target, MAX_PACKET_SIZE};
 use crate::config::MqttConfig;
 use crate::util::backoff::Backoff;
+use crate::util::log_limit::{also, LogLimit};
+use crate::util::untrusted::untrusted;
 
 /// rumqttc's own in-flight limit, which also sets how packet ids cycle. At
 /// twice our window its flow control never stops our requests, and a packet
@@ -159,9 +161,8 @@ pub(super) fn start(
     let mut options = MqttOptions::new(config.client_id.clone(), target.host.clone(), target.port);
     options
         .set_keep_alive(config.keepalive)
-        // A persistent session: commands sent while we are away wait at
-        // the broker (the module documentation of `publish::mqtt` says why
-        // this is safe).
+        // A persistent session, with the subscriptions at QoS 0 (the module
+        // documentation of `publish::mqtt` says why both).
         .set_clean_session(false)
         .set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE)
         .set_inflight(RUMQTTC_INFLIGHT)
@@ -202,6 +203,7 @@ pub(super) fn start(
         ca_file: config.ca_file.clone(),
         subscriptions,
         incoming: incoming_tx,
+        full_log: Mutex::new(LogLimit::new()),
     };
     let thread = std::thread::Builder::new()
         .name("mqtt".into())
@@ -222,6 +224,8 @@ struct Worker {
     ca_file: Option<std::path::PathBuf>,
     subscriptions: Vec<String>,
     incoming: SyncSender<Incoming>,
+    /// Drops for want of room, logged at a bounded rate.
+    full_log: Mutex<LogLimit>,
 }
 
 /// Whether the thread goes on.
@@ -247,6 +251,9 @@ impl Worker {
                 Err(_) => break,
                 Ok(Ok(event)) => {
                     if let Event::Incoming(Packet::ConnAck(ack)) = &event {
+                        // After a clean start that dropped an oversized
+                        // message: persistent again from the next connection.
+                        connection.eventloop.mqtt_options.set_clean_session(false);
                         backoff.run_started();
                         self.connected(ack.session_present);
                         continue;
@@ -287,7 +294,7 @@ impl Worker {
         let subscribe = link.state.accepted(session_present);
         if subscribe && !self.subscriptions.is_empty() {
             if let Some(client) = &link.client {
-                let filters = self.subscriptions.iter().map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                let filters = self.subscriptions.iter().map(|f| SubscribeFilter::new(f.clone(), QoS::AtMostOnce));
                 if let Err(e) = client.try_subscribe_many(filters) {
                     tracing::warn!("cannot subscribe to {:?}: {e}", self.subscriptions);
                 }
@@ -304,9 +311,16 @@ impl Worker {
                 let topic = p.topic.clone();
                 match self.incoming.try_send(Incoming { topic: p.topic, payload: p.payload.to_vec() }) {
                     Ok(()) => {}
-                    Err(TrySendError::Full(_)) => tracing::warn!(
-                        "dropped an MQTT message on '{topic}': {INCOMING_CAPACITY} received ones are still unread"
-                    ),
+                    Err(TrySendError::Full(_)) => {
+                        link.state.incoming_refused();
+                        if let Some(n) = self.full_log.lock().unwrap_or_else(|e| e.into_inner()).check() {
+                            tracing::warn!(
+                                "dropped an MQTT message on '{}': {INCOMING_CAPACITY} received ones are still unread{}",
+                                untrusted(&topic),
+                                also(n)
+                            );
+                        }
+                    }
                     // The daemon no longer reads (it is shutting down).
                     Err(TrySendError::Disconnected(_)) => {}
                 }
@@ -352,6 +366,13 @@ impl Worker {
         connection.eventloop.pending.clear();
         connection.eventloop.state.collision = None;
         let (problem, refused) = self.describe(error, was_connected);
+        if let ConnectionError::MqttState(StateError::Deserialization(rumqttc::Error::PayloadSizeLimitExceeded(_))) =
+            error
+        {
+            link.state.incoming_refused();
+            // The broker keeps the message in our session: a clean one drops it.
+            connection.eventloop.mqtt_options.set_clean_session(true);
+        }
         link.state.connection_lost(problem.clone());
         let queued = link.state.queued();
         let retry = format!(
@@ -434,6 +455,14 @@ impl Worker {
                 ("the broker stopped answering (no reply to a keep-alive ping)".to_string(), false)
             }
             ConnectionError::MqttState(StateError::Io(e)) => (format!("connection lost: {e}"), false),
+            ConnectionError::MqttState(StateError::Deserialization(rumqttc::Error::PayloadSizeLimitExceeded(n))) => (
+                format!(
+                    "the broker sent a message of {n} bytes, more than the {MAX_PACKET_SIZE} this client takes; \
+                     it is dropped (the next connection starts a clean session, so the broker does not send it \
+                     again) — limit the broker's message size (Mosquitto: max_packet_size) to keep it out"
+                ),
+                false,
+            ),
             ConnectionError::MqttState(StateError::Deserialization(e)) => {
                 (format!("the broker sent something that is not MQTT 3.1.1 or is too big: {e}"), false)
             }

@@ -36,8 +36,18 @@
 //! in-flight window, and the last retained payload of each topic.
 //!
 //! **Sessions and retained state.** We connect with a persistent session
-//! (clean session off), so that commands sent to us while we are away wait
-//! at the broker. Every (re)connect publishes `online` (retained) on the
+//! (clean session off), so that the broker keeps our subscriptions. They are
+//! made at QoS 0: the broker delivers a command at most once and keeps none
+//! for us while we are away (a command is a "set" whose effect the state
+//! topics show). A message larger than [`MAX_PACKET_SIZE`] ends the
+//! connection (rumqttc reads no packet it has no room for), and a broker
+//! keeps a message it was sending in the session, even at QoS 0, and sends
+//! it again after the reconnect: one publish by anyone on the broker would
+//! stop event delivery for good. So after such a disconnect the next
+//! connection asks for a clean session, which drops it at the broker (and
+//! then, like any new session, gets our subscriptions and retained states
+//! again); the message is counted in [`MqttStats::incoming_refused`], and
+//! later connections are persistent again. Every (re)connect publishes `online` (retained) on the
 //! availability topic, whose last will is `offline` (retained), and
 //! subscribes to the command filters: until the broker first acknowledged
 //! them, and then whenever it has no session for us (a clean-session
@@ -135,6 +145,9 @@ pub struct MqttStats {
     pub reconnects: u64,
     /// The latest connection problem, for a person (kept after a reconnect).
     pub last_error: Option<String>,
+    /// Incoming messages dropped before the daemon saw them: larger than
+    /// [`MAX_PACKET_SIZE`], or more than the unread ones it keeps.
+    pub incoming_refused: u64,
 }
 
 /// What [`MqttClient::shutdown`] could not do.
@@ -364,7 +377,7 @@ struct Target {
 impl Target {
     fn of(broker: &Broker) -> Target {
         match broker {
-            Broker::Embedded { listen } => {
+            Broker::Embedded { listen, .. } => {
                 // A broker listening on every address is reached on loopback.
                 let ip = match listen.ip() {
                     std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
@@ -414,9 +427,9 @@ mod tests {
 
     #[test]
     fn targets() {
-        let t = Target::of(&Broker::Embedded { listen: "0.0.0.0:1883".parse().unwrap() });
+        let t = Target::of(&Broker::Embedded { listen: "0.0.0.0:1883".parse().unwrap(), users: None });
         assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 1883));
-        let t = Target::of(&Broker::Embedded { listen: "[::]:1884".parse().unwrap() });
+        let t = Target::of(&Broker::Embedded { listen: "[::]:1884".parse().unwrap(), users: None });
         assert_eq!((t.host.as_str(), t.port), ("[::1]", 1884));
         let t = Target::of(&Broker::External { host: "::1".into(), port: 1883, tls: false });
         assert_eq!((t.host.as_str(), t.display.as_str()), ("[::1]", "mqtt://[::1]:1883"));

@@ -140,6 +140,8 @@ pub(super) struct State {
     availability: String,
     overflowed: u64,
     published: u64,
+    /// Incoming messages dropped before the daemon saw them.
+    incoming_refused: u64,
     /// Connections the broker accepted (CONNACK) since the start.
     connections: u64,
     last_error: Option<String>,
@@ -171,6 +173,7 @@ impl State {
             availability,
             overflowed: 0,
             published: 0,
+            incoming_refused: 0,
             connections: 0,
             last_error: None,
             overflow_log: OverflowLog::default(),
@@ -190,7 +193,14 @@ impl State {
             published: self.published,
             reconnects: self.connections.saturating_sub(1),
             last_error: self.last_error.clone(),
+            incoming_refused: self.incoming_refused,
         }
+    }
+
+    /// An incoming message was dropped before the daemon saw it (too large
+    /// to take, or no room among the unread ones).
+    pub fn incoming_refused(&mut self) {
+        self.incoming_refused += 1;
     }
 
     /// Messages waiting in the queue (not those in flight).

@@ -147,6 +147,7 @@ mod tests {
             client_cert: None,
             client_key: None,
             topic_prefix: "edgeclip".into(),
+            commands: false,
             qos: 1,
             keepalive: Duration::from_secs(30),
             offline_queue: 10,
