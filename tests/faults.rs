@@ -452,4 +452,52 @@ fn check_config_refuses_what_the_daemon_cannot_run() {
     let (code, out) = check(&with_password);
     assert!(code == Some(0) && out.contains("can be read by every user of this machine (mode 644)"), "{out}");
     assert!(!out.contains("secret"), "{out}");
+    // A device named by mistake is refused, not read for ever.
+    let zero = write(
+        "zero.toml",
+        format!("{model}[mqtt]\nusername = \"edgeclip\"\npassword_file = \"/dev/zero\"\n{camera}").as_bytes(),
+    );
+    let (code, out) = check(&zero);
+    assert!(code == Some(1) && out.contains("cannot read '/dev/zero': not a regular file"), "{out}");
+}
+
+/// The embedded broker with `mqtt.users_file`: a stranger with a made-up
+/// login is refused, a listed user gets what the daemon publishes (the
+/// daemon logs in under its own random login); without the file a listen
+/// address beyond loopback is a configuration error (tests/config.rs).
+#[test]
+#[cfg(feature = "embedded-broker")]
+fn the_embedded_broker_with_users_refuses_strangers() {
+    let port = crate::support::mosquitto::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, "homeassistant:ha-password\n").unwrap();
+    std::fs::set_permissions(&users, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let broker_keys =
+        format!("broker = \"embedded\"\nlisten = \"127.0.0.1:{port}\"\nusers_file = \"{}\"", users.display());
+    let daemon = Daemon::start(&config(&broker_keys, &looping_source(5), ""));
+    let sub = |user: &str, password: &str| {
+        Command::new("mosquitto_sub")
+            .args(["-p", &port.to_string(), "-u", user, "-P", password, "-t", "edgeclip/test/demo/enabled"])
+            .args(["-C", "1", "-W", "5"])
+            .output()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + patience(Duration::from_secs(60));
+    let allowed = loop {
+        let out = sub("homeassistant", "ha-password");
+        if out.status.success() || std::time::Instant::now() >= deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+    assert_eq!(String::from_utf8_lossy(&allowed.stdout).trim(), "ON");
+    for (user, password) in [("homeassistant", "wrong"), ("stranger", "ha-password")] {
+        let refused = sub(user, password);
+        assert!(!refused.status.success() && refused.stdout.is_empty(), "{user}/{password} got in");
+    }
+    let log = daemon.stderr_text();
+    assert!(log.contains("connected to the MQTT broker at the embedded broker"), "{log}");
+    assert!(!log.contains("ha-password"), "{log}");
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{is_name, key, ConfigError, Ctx, Key, Number};
+use crate::model::bundle::read_small_file;
 
 const TABLE: &str = "mqtt";
 
@@ -47,6 +48,8 @@ const STATS_INTERVAL_S: Number<i64> = Number { name: "stats_interval_s", default
 const MAX_CLIENT_ID_LEN: usize = 65_535;
 /// The broker ports when the URL names none: MQTT's registered ports.
 const MQTT_PORT: u16 = 1883;
+/// The largest password or users file: thousands of users' lines.
+const MAX_SECRET_FILE_BYTES: u64 = 1024 * 1024;
 const MQTTS_PORT: u16 = 8883;
 
 const HOME_ASSISTANT_TABLE: &str = "homeassistant";
@@ -177,7 +180,7 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Option<&RawMqtt>, node: &str) -> Result<M
         (Some(f), Some(_)) => return Err(cx.invalid("mqtt.password_file", f, "and 'mqtt.password_env' are both set; keep one")),
         (Some(f), None) => {
             let file = cx.path_value("mqtt.password_file", f)?;
-            let text = std::fs::read_to_string(&file)
+            let text = read_small_file(&file, MAX_SECRET_FILE_BYTES)
                 .map_err(|e| cx.invalid("mqtt.password_file", f, format!("cannot read '{}': {e}", file.display())))?;
             warn_if_others_can_read(&file);
             Some(text.lines().next().unwrap_or("").to_string())
@@ -254,7 +257,7 @@ pub(super) fn parse_home_assistant(
 /// The embedded broker's users file: `name:password` a line, `#` comments.
 fn read_users(cx: &Ctx<'_>, f: &Spanned<String>) -> Result<Vec<(String, String)>, ConfigError> {
     let file = cx.path_value("mqtt.users_file", f)?;
-    let text = std::fs::read_to_string(&file)
+    let text = read_small_file(&file, MAX_SECRET_FILE_BYTES)
         .map_err(|e| cx.invalid("mqtt.users_file", f, format!("cannot read '{}': {e}", file.display())))?;
     warn_if_others_can_read(&file);
     let mut users = Vec::new();

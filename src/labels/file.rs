@@ -142,7 +142,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Label>, LabelsError> {
 
 /// Reads and parses a labels file.
 pub fn read(path: &Path) -> Result<Vec<Label>, LabelsError> {
-    let bytes = fs::read(path).map_err(|error| LabelsError::Read { path: path.to_path_buf(), error })?;
+    let bytes = crate::model::bundle::regular_file(path)
+        .and_then(|()| fs::read(path))
+        .map_err(|error| LabelsError::Read { path: path.to_path_buf(), error })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let bad = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..bad].iter().filter(|&&b| b == b'\n').count() + 1;

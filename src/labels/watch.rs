@@ -19,9 +19,15 @@ use super::LabelsError;
 /// time a person waits after saving before they wonder.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Reads a labels file; the text and its hash.
+/// The largest labels file the daemon reads: a thousand labels with long
+/// prompt ensembles fit many times over.
+pub const MAX_LABELS_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a labels file (a regular file, at most [`MAX_LABELS_FILE_BYTES`]);
+/// the text and its hash.
 pub fn read_with_hash(path: &Path) -> Result<(String, [u8; 32]), LabelsError> {
-    let text = std::fs::read_to_string(path).map_err(|error| LabelsError::Read { path: path.to_path_buf(), error })?;
+    let text = crate::model::bundle::read_small_file(path, MAX_LABELS_FILE_BYTES)
+        .map_err(|error| LabelsError::Read { path: path.to_path_buf(), error })?;
     let hash = Sha256::digest(text.as_bytes()).into();
     Ok((text, hash))
 }

@@ -460,6 +460,24 @@ pub fn regular_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The text of a small file that someone names in a configuration (a
+/// password, a users list, a labels file): a regular file, at most
+/// `max_bytes` long, so that `/dev/zero` or a FIFO named by mistake is an
+/// error instead of a daemon that reads for ever.
+pub fn read_small_file(path: &Path, max_bytes: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    regular_file(path)?;
+    let mut text = String::new();
+    fs::File::open(path)?.take(max_bytes + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > max_bytes {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max_bytes} bytes, more than such a file holds"),
+        ));
+    }
+    Ok(text)
+}
+
 /// Lower-case hex sha256 of a file, read in blocks.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = fs::File::open(path)?;
