@@ -48,9 +48,9 @@ const STATS_INTERVAL_S: Number<i64> = Number { name: "stats_interval_s", default
 const MAX_CLIENT_ID_LEN: usize = 65_535;
 /// The broker ports when the URL names none: MQTT's registered ports.
 const MQTT_PORT: u16 = 1883;
+const MQTTS_PORT: u16 = 8883;
 /// The largest password or users file: thousands of users' lines.
 const MAX_SECRET_FILE_BYTES: u64 = 1024 * 1024;
-const MQTTS_PORT: u16 = 8883;
 
 const HOME_ASSISTANT_TABLE: &str = "homeassistant";
 
