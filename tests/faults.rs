@@ -10,10 +10,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::daemon::{
-    broker_at, config, events, looping_source, wait_offline, Daemon, AVAILABILITY_TOPIC, EVENTS_TOPIC, STATS_TOPIC,
+    broker_at, config, events, last_json, looping_source, wait_offline, Daemon, AVAILABILITY_TOPIC, EVENTS_TOPIC,
+    STATS_TOPIC,
 };
 use crate::support::mosquitto::{Mosquitto, MosquittoOptions};
-use crate::support::process::edgeclip_command;
+use crate::support::process::{edgeclip_command, SpawnWatched};
 use crate::support::subscriber::{Subscriber, SubscriberOptions};
 use crate::support::timing::patience;
 
@@ -68,7 +69,7 @@ fn rates_that_no_clock_can_hold_are_refused_by_check_config() {
             .unwrap();
         let path = dir.path().join("edgeclip.toml");
         std::fs::write(&path, text).unwrap();
-        let out = edgeclip_command().arg("check-config").arg(&path).output().unwrap();
+        let out = edgeclip_command().arg("check-config").arg(&path).output_watched().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && stderr.contains(expected), "{max_fps} {source}: {stderr}");
     }
@@ -76,9 +77,7 @@ fn rates_that_no_clock_can_hold_are_refused_by_check_config() {
 
 /// The last stats message's `mqtt` object.
 fn last_mqtt_stats(sub: &Subscriber) -> Value {
-    let all = sub.all();
-    let stats = all.iter().rev().find(|m| m.topic == STATS_TOPIC).expect("a stats message");
-    serde_json::from_slice::<Value>(&stats.payload).unwrap()["mqtt"].clone()
+    last_json(&sub.all(), STATS_TOPIC)["mqtt"].clone()
 }
 
 /// One publish larger than the client takes (Mosquitto's own limit is
@@ -101,7 +100,7 @@ fn an_oversized_command_is_dropped_once_and_events_keep_flowing() {
     let published = Command::new("mosquitto_pub")
         .args(["-p", &broker.port().to_string(), "-q", "1", "-t", "edgeclip/test/demo/labels/set", "-f"])
         .arg(big.path())
-        .output()
+        .output_watched()
         .unwrap();
     assert!(published.status.success(), "{}", String::from_utf8_lossy(&published.stderr));
     daemon.wait_stderr(patience(Duration::from_secs(10)), "the broker sent a message of 10485");
@@ -333,7 +332,7 @@ fn images_clips_and_files_from_outside_are_refused_with_what_was_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
     let run = |args: &[&std::ffi::OsStr]| {
-        let out = edgeclip_command().args(args).output().unwrap();
+        let out = edgeclip_command().args(args).output_watched().unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
     };
     let model = demo_model_dir();
@@ -412,7 +411,7 @@ fn check_config_refuses_what_the_daemon_cannot_run() {
         path
     };
     let check = |path: &std::path::Path| {
-        let out = edgeclip_command().arg("check-config").arg(path).output().unwrap();
+        let out = edgeclip_command().arg("check-config").arg(path).output_watched().unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
     };
     let camera = format!("[cameras.demo]\nsource = \"v4l2:/dev/video0\"\nlabels = \"{}\"\n", labels.display());
@@ -480,7 +479,7 @@ fn the_embedded_broker_with_users_refuses_strangers() {
         Command::new("mosquitto_sub")
             .args(["-p", &port.to_string(), "-u", user, "-P", password, "-t", "edgeclip/test/demo/enabled"])
             .args(["-C", "1", "-W", "5"])
-            .output()
+            .output_watched()
             .unwrap()
     };
     let deadline = std::time::Instant::now() + patience(Duration::from_secs(60));

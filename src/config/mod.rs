@@ -135,7 +135,7 @@ impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let unreadable = |line: usize, message: String| ConfigError { path: path.to_path_buf(), line, message };
-        let bytes = crate::model::bundle::regular_file(path)
+        let bytes = crate::util::file::regular_file(path)
             .and_then(|()| std::fs::read(path))
             .map_err(|e| unreadable(0, format!("cannot read the configuration: {e}")))?;
         let text = String::from_utf8(bytes).map_err(|e| {

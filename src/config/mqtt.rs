@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{is_name, key, ConfigError, Ctx, Key, Number};
-use crate::model::bundle::read_small_file;
+use crate::util::file::read_small_file;
 
 const TABLE: &str = "mqtt";
 

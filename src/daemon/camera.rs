@@ -333,9 +333,14 @@ fn inference_loop(shared: &CameraShared, out: &Sender<CameraReport>, mut inferen
                 }
                 undecodable_in_row += 1;
                 if undecodable_in_row >= UNDECODABLE_IN_ROW {
-                    let pause = undecodable_pause.failed();
+                    undecodable_pause.failed();
                     shared.slot.recycle(frame);
-                    sleep_unless_stopped(shared, pause);
+                    // In steps of POLL, so that a stop is not held up.
+                    while !shared.stop.load(Ordering::Relaxed) {
+                        if undecodable_pause.wait(POLL) {
+                            break;
+                        }
+                    }
                     continue;
                 }
             }
@@ -347,18 +352,6 @@ fn inference_loop(shared: &CameraShared, out: &Sender<CameraReport>, mut inferen
 
 /// Undecodable frames in a row before the inference thread slows down.
 const UNDECODABLE_IN_ROW: u32 = 10;
-
-/// Sleeps `pause`, in steps of [`POLL`] so that a stop is not held up.
-fn sleep_unless_stopped(shared: &CameraShared, pause: Duration) {
-    let until = Instant::now() + pause;
-    while !shared.stop.load(Ordering::Relaxed) {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        std::thread::sleep(left.min(POLL));
-    }
-}
 
 /// Counts what happened to a frame, and records the stage times of an
 /// inferred one. `no_events`: the frame's processing ends here, so its

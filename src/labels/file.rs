@@ -1,7 +1,6 @@
 //! The labels text file: one label a line, `#` comments, optional prompts,
 //! threshold and negative mark (`models/FORMAT.md` has the syntax).
 
-use std::fs;
 use std::path::Path;
 
 use super::embeddings::{EMB_MAX_PROMPTS, EMB_MAX_STRING};
@@ -140,12 +139,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Label>, LabelsError> {
     Ok(labels)
 }
 
+/// The largest labels file read: a thousand labels with long prompt
+/// ensembles fit many times over.
+pub const MAX_LABELS_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Reads and parses a labels file.
 pub fn read(path: &Path) -> Result<Vec<Label>, LabelsError> {
-    let bytes = crate::model::bundle::regular_file(path)
-        .and_then(|()| fs::read(path))
+    parse(path, &read_text(path)?)
+}
+
+/// The text of a labels file: a regular file of at most
+/// [`MAX_LABELS_FILE_BYTES`], in UTF-8 (a byte that is not is named with
+/// its line).
+pub fn read_text(path: &Path) -> Result<String, LabelsError> {
+    let bytes = crate::util::file::read_small(path, MAX_LABELS_FILE_BYTES)
         .map_err(|error| LabelsError::Read { path: path.to_path_buf(), error })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         let bad = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..bad].iter().filter(|&&b| b == b'\n').count() + 1;
         LabelsError::Syntax {
@@ -153,6 +162,5 @@ pub fn read(path: &Path) -> Result<Vec<Label>, LabelsError> {
             line,
             message: format!("byte {bad} (0x{:02x}) is not UTF-8; save the file as UTF-8 text", e.as_bytes()[bad]),
         }
-    })?;
-    parse(path, &text)
+    })
 }

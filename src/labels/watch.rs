@@ -19,15 +19,9 @@ use super::LabelsError;
 /// time a person waits after saving before they wonder.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The largest labels file the daemon reads: a thousand labels with long
-/// prompt ensembles fit many times over.
-pub const MAX_LABELS_FILE_BYTES: u64 = 16 * 1024 * 1024;
-
-/// Reads a labels file (a regular file, at most [`MAX_LABELS_FILE_BYTES`]);
-/// the text and its hash.
+/// Reads a labels file ([`super::file::read_text`]): the text and its hash.
 pub fn read_with_hash(path: &Path) -> Result<(String, [u8; 32]), LabelsError> {
-    let text = crate::model::bundle::read_small_file(path, MAX_LABELS_FILE_BYTES)
-        .map_err(|error| LabelsError::Read { path: path.to_path_buf(), error })?;
+    let text = super::file::read_text(path)?;
     let hash = Sha256::digest(text.as_bytes()).into();
     Ok((text, hash))
 }

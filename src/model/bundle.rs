@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::util::file::regular_file;
+
 /// The only manifest format version this build understands.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -445,37 +447,6 @@ impl Bundle {
         }
         Ok(())
     }
-}
-
-/// Whether `path` is a regular file (following links): a FIFO would block
-/// a read for ever, and a device or a folder is no model file.
-pub fn regular_file(path: &Path) -> std::io::Result<()> {
-    if fs::metadata(path)?.is_file() {
-        Ok(())
-    } else {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file (a folder, a FIFO or a device); give the path of the file itself",
-        ))
-    }
-}
-
-/// The text of a small file that someone names in a configuration (a
-/// password, a users list, a labels file): a regular file, at most
-/// `max_bytes` long, so that `/dev/zero` or a FIFO named by mistake is an
-/// error instead of a daemon that reads for ever.
-pub fn read_small_file(path: &Path, max_bytes: u64) -> std::io::Result<String> {
-    use std::io::Read;
-    regular_file(path)?;
-    let mut text = String::new();
-    fs::File::open(path)?.take(max_bytes + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > max_bytes {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {max_bytes} bytes, more than such a file holds"),
-        ));
-    }
-    Ok(text)
 }
 
 /// Lower-case hex sha256 of a file, read in blocks.

@@ -24,11 +24,6 @@ pub fn untrusted(text: &str) -> Untrusted<'_> {
     Untrusted(text)
 }
 
-/// A payload for a log line: as [`untrusted`], invalid UTF-8 replaced.
-pub fn untrusted_bytes(bytes: &[u8]) -> String {
-    untrusted(&String::from_utf8_lossy(bytes)).to_string()
-}
-
 /// See [`untrusted`].
 pub struct Untrusted<'a>(&'a str);
 
@@ -118,7 +113,6 @@ mod tests {
         let long = "é".repeat(10_000);
         let shown = untrusted(&long).to_string();
         assert_eq!(shown, format!("{}… (20000 bytes in all)", "é".repeat(MAX_CHARS)));
-        assert_eq!(untrusted_bytes(b"\xffx"), "\u{fffd}x");
     }
 
     #[test]
