@@ -25,6 +25,16 @@ use std::net::SocketAddr;
 #[cfg(feature = "embedded-broker")]
 use crate::publish::mqtt::MAX_PACKET_SIZE;
 
+/// The most bytes the broker keeps as retained messages, topics included.
+/// The daemon's own are a state, a discovery message and a snapshot per
+/// label: mostly the snapshot, one JPEG frame (tens of kB at 640×480, a few
+/// hundred at 1080p, estimates), so 32 MiB holds a hundred labels' at 1080p;
+/// and it is as much as someone with a login can make a Pi Zero 2 W
+/// (512 MB) hold. A retained message beyond it is delivered but not kept,
+/// and logged.
+#[cfg(feature = "embedded-broker")]
+pub const RETAINED_BYTES_MAX: usize = 32 * 1024 * 1024;
+
 /// How long rumqttd may take to listen and answer; it takes milliseconds.
 #[cfg(feature = "embedded-broker")]
 const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -73,12 +83,15 @@ impl EmbeddedBroker {
 /// ordinary client disconnect as an ERROR ("router-drop"), which would send
 /// someone reading the journal looking for a problem that is not there.
 pub fn quiet_broker_logs(filter: &str) -> String {
+    // Except retained messages it does not keep (`RETAINED_BYTES_MAX`),
+    // which rumqttd logs at most every 10 s.
+    const QUIET: &str = "rumqttd=off,rumqttd::retained=warn";
     if filter.contains("rumqttd") {
         filter.to_string()
     } else if filter.trim().is_empty() {
-        "rumqttd=off".to_string()
+        QUIET.to_string()
     } else {
-        format!("{filter},rumqttd=off")
+        format!("{filter},{QUIET}")
     }
 }
 
@@ -130,6 +143,7 @@ pub fn start_embedded_broker(
         router: rumqttd::RouterConfig {
             // The daemon, Home Assistant, a few people with mosquitto_sub.
             max_connections: 100,
+            max_retained_bytes: Some(RETAINED_BYTES_MAX),
             // Packets written to one connection per round of the router
             // (rumqttd's default).
             max_outgoing_packet_count: 200,
@@ -294,8 +308,8 @@ mod tests {
 
     #[test]
     fn quiet_logs() {
-        assert_eq!(quiet_broker_logs("info"), "info,rumqttd=off");
-        assert_eq!(quiet_broker_logs(""), "rumqttd=off");
+        assert_eq!(quiet_broker_logs("info"), "info,rumqttd=off,rumqttd::retained=warn");
+        assert_eq!(quiet_broker_logs(""), "rumqttd=off,rumqttd::retained=warn");
         assert_eq!(quiet_broker_logs("info,rumqttd=debug"), "info,rumqttd=debug");
     }
 }

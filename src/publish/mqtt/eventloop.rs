@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{
     Client, ConnectReturnCode, Connection, ConnectionError, Event, LastWill, MqttOptions, NetworkOptions, Outgoing,
-    Packet, QoS, StateError, SubscribeFilter,
+    OversizedPublishes, Packet, QoS, StateError, SubscribeFilter,
 };
 
 use super::state::{State, INFLIGHT_WINDOW, OFFLINE};
@@ -158,6 +158,7 @@ pub(super) fn start(
     subscriptions: Vec<String>,
 ) -> Result<Started, MqttError> {
     let target = Target::of(&config.broker);
+    let oversized = Arc::new(OversizedPublishes::default());
     let mut options = MqttOptions::new(config.client_id.clone(), target.host.clone(), target.port);
     options
         .set_keep_alive(config.keepalive)
@@ -165,6 +166,9 @@ pub(super) fn start(
         // documentation of `publish::mqtt` says why both).
         .set_clean_session(false)
         .set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE)
+        // An oversized command (every subscription is QoS 0) is read
+        // through, dropped and counted; the connection stays up.
+        .set_drop_oversized_publishes(Arc::clone(&oversized))
         .set_inflight(RUMQTTC_INFLIGHT)
         .set_last_will(LastWill::new(availability_topic.clone(), OFFLINE, QoS::AtLeastOnce, true));
     if let (Some(user), password) = (&config.username, &config.password) {
@@ -204,6 +208,9 @@ pub(super) fn start(
         subscriptions,
         incoming: incoming_tx,
         full_log: Mutex::new(LogLimit::new()),
+        oversized,
+        oversized_seen: std::cell::Cell::new(0),
+        oversized_log: Mutex::new(LogLimit::new()),
     };
     let thread = std::thread::Builder::new()
         .name("mqtt".into())
@@ -226,6 +233,11 @@ struct Worker {
     incoming: SyncSender<Incoming>,
     /// Drops for want of room, logged at a bounded rate.
     full_log: Mutex<LogLimit>,
+    /// Incoming publishes rumqttc dropped for their size, how many of them
+    /// were counted already, and their log lines at a bounded rate.
+    oversized: Arc<OversizedPublishes>,
+    oversized_seen: std::cell::Cell<usize>,
+    oversized_log: Mutex<LogLimit>,
 }
 
 /// Whether the thread goes on.
@@ -246,7 +258,9 @@ impl Worker {
             }
             // Blocks until rumqttc has something: a packet, a written request,
             // a keep-alive ping, a (failed) connection attempt.
-            match connection.recv() {
+            let received = connection.recv();
+            self.count_oversized();
+            match received {
                 // Every request sender is gone: the client was dropped.
                 Err(_) => break,
                 Ok(Ok(event)) => {
@@ -277,6 +291,33 @@ impl Worker {
         link.finished = true;
         drop(link);
         self.shared.changed.notify_all();
+    }
+
+    /// Counts and logs the incoming publishes rumqttc dropped for their size
+    /// since the last call.
+    fn count_oversized(&self) {
+        let count = self.oversized.count.load(std::sync::atomic::Ordering::Relaxed);
+        let new = count - self.oversized_seen.replace(count);
+        if new == 0 {
+            return;
+        }
+        let mut link = self.shared.lock();
+        for _ in 0..new {
+            link.state.incoming_refused();
+        }
+        drop(link);
+        let len = self.oversized.last_len.load(std::sync::atomic::Ordering::Relaxed);
+        let mut log = self.oversized_log.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..new {
+            if let Some(n) = log.check() {
+                tracing::warn!(
+                    "dropped a message of {len} bytes from the MQTT broker on a command topic, more than the \
+                     {MAX_PACKET_SIZE} this client takes{}; the connection stays up — limit the broker's message \
+                     size (Mosquitto: max_packet_size) or who may publish to the command topics (README: Security)",
+                    also(n)
+                );
+            }
+        }
     }
 
     /// CONNACK accepted: `online`, the subscriptions, the retained states if

@@ -39,16 +39,20 @@
 //! (clean session off), so that the broker keeps our subscriptions. They are
 //! made at QoS 0: the broker delivers a command at most once and keeps none
 //! for us while we are away (a command is a "set" whose effect the state
-//! topics show). A message larger than [`MAX_PACKET_SIZE`] ends the
-//! connection (rumqttc reads no packet it has no room for), and a broker
-//! keeps a message it was sending in the session, even at QoS 0, and sends
-//! it again after the reconnect: one publish by anyone on the broker would
-//! stop event delivery for good. So after such a disconnect the next
-//! connection asks for a clean session, which drops it at the broker (and
-//! then, like any new session, gets our subscriptions and retained states
-//! again); the message is counted in [`MqttStats::incoming_refused`], and
-//! later connections are persistent again. Every (re)connect publishes `online` (retained) on the
-//! availability topic, whose last will is `offline` (retained), and
+//! topics show). A command larger than [`MAX_PACKET_SIZE`] arrives at QoS 0,
+//! so our rumqttc (patched, vendor/README.md) reads it through without
+//! holding it, drops it and counts it in [`MqttStats::incoming_refused`]; the
+//! connection stays up. Upstream rumqttc ends the connection instead, and a
+//! broker sends what it was sending again after the reconnect: one publish by
+//! anyone on the broker would stop event delivery for good. Any other packet
+//! too large to read (a broker that ignores our QoS 0) still ends the
+//! connection, and then the next connection asks for a clean session, which
+//! drops it at the broker (and then, like any new session, gets our
+//! subscriptions and retained states again); it is counted too, and later
+//! connections are persistent again.
+//!
+//! Every (re)connect publishes `online` (retained) on the availability
+//! topic, whose last will is `offline` (retained), and
 //! subscribes to the command filters: until the broker first acknowledged
 //! them, and then whenever it has no session for us (a clean-session
 //! reconnect loses them). A broker that answers CONNACK with
