@@ -2,7 +2,10 @@
 //! hardening review kept as a test of what must hold afterwards. A fault
 //! that working code never produces (a panic in a camera's thread) is
 //! injected through `EDGECLIP_FAULT`, which only a debug build obeys
-//! (`src/util/fault.rs`); the tests run the debug build.
+//! (`src/util/fault.rs`); the tests run the debug build. A broker killed
+//! and restarted mid-run is kept where the queue it tests lives:
+//! `mqtt::events_published_while_mosquitto_is_killed_arrive_in_order_after_it_restarts`
+//! and `daemon::events_survive_a_broker_restart_in_order`.
 
 use std::process::Command;
 use std::time::Duration;
