@@ -26,6 +26,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod eval;
 pub mod gpio;
 pub mod labels;
 pub mod model;

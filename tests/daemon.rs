@@ -552,3 +552,36 @@ fn a_corrupt_frame_is_counted_and_skipped_and_nothing_else_changes() {
     // The splitter already sees the broken segments: logged with where.
     assert!(daemon.stderr_text().contains("skipped a corrupt frame"), "{}", daemon.stderr_text());
 }
+
+/// A shape that appears and then stands still, with the motion gate on (its
+/// default): the still frames after the change are inferred until the
+/// detector has decided, so the event starts within `START_FRAMES` frames
+/// of the shape's arrival. Before, the gate let exactly one frame of the
+/// change through, and the event waited for the forced inference a minute
+/// later (after this clip's end).
+#[test]
+fn a_shape_that_appears_and_stays_still_fires_with_the_motion_gate_on() {
+    use crate::support::demo::{SLACK, START_FRAMES};
+    const EMPTY: usize = 20;
+    let frames = clip_frames();
+    // Frame 0 shows nothing; frame 40 the red circle, wholly in view.
+    let (empty, circle) = (&frames[0], &frames[40]);
+    let dir = tempfile::tempdir().unwrap();
+    let still = dir.path().join("still.mjpeg");
+    let clip: Vec<u8> =
+        std::iter::repeat_n(empty, EMPTY).chain(std::iter::repeat_n(circle, 60)).flatten().copied().collect();
+    std::fs::write(&still, clip).unwrap();
+
+    let broker = Mosquitto::start(MosquittoOptions::default());
+    let sub = Subscriber::connect(broker.port(), "still-sub", &[EVENTS_TOPIC]);
+    let source = format!("file:{}?fps=10", still.display());
+    let _daemon = Daemon::start(&config(&broker_at(broker.port()), &source, ""));
+    let all = sub.wait_for(patience(Duration::from_secs(60)), "the red circle's event", |m| {
+        events(m, EVENTS_TOPIC).iter().any(|e| e["type"] == "start")
+    });
+    let start = events(&all, EVENTS_TOPIC).into_iter().find(|e| e["type"] == "start").unwrap();
+    assert_eq!(start["label"], "red-circle", "{start}");
+    let frame = start["start_frame"].as_u64().unwrap();
+    let latest = EMPTY as u64 + START_FRAMES - 1 + SLACK;
+    assert!((EMPTY as u64..=latest).contains(&frame), "started at frame {frame}, not {EMPTY}..={latest}");
+}

@@ -22,6 +22,7 @@ mod daemon;
 mod demo_model;
 mod encoder;
 mod eval;
+mod eval_events;
 mod faults;
 mod fold;
 mod gpio;

@@ -2,6 +2,7 @@
 //!
 //! - `classify` ([`classify`]): the most likely labels of images or MJPEG frames.
 //! - `eval` ([`eval`]): zero-shot top-1 accuracy on a labelled folder.
+//! - `eval-events` ([`eval_events`]): a recording's events against its ground truth.
 //! - `info` ([`info`]): what a model bundle holds and how tract runs it here.
 //! - `bench` ([`bench`](mod@bench)): timings of preprocessing and the image encoder.
 //! - `embed-labels` ([`embed_labels`]): a labels file to a `labels.emb`.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod devices;
 pub mod embed_labels;
 pub mod eval;
+pub mod eval_events;
 pub mod info;
 pub mod run;
 pub mod tokenize;
@@ -71,6 +73,8 @@ pub enum Command {
     // Not a doc comment: rustdoc would read `<label>` as an HTML tag.
     #[command(about = "Zero-shot top-1 accuracy on a labelled folder (DATA/<label>/<image>.png)")]
     Eval(eval::EvalArgs),
+    /// Replay a recording through a configured camera's pipeline and score its events against the truth.
+    EvalEvents(eval_events::EvalEventsArgs),
     /// Describe a model bundle and how tract runs it on this CPU.
     Info(info::InfoArgs),
     /// Time preprocessing of a 640x480 frame and the image encoder (JSON lines).
@@ -133,6 +137,7 @@ pub fn run(cli: Cli, init_logging: fn(&str), out: &mut dyn Write, err: &mut dyn 
     match &cli.command {
         Command::Classify(args) => classify::classify(args, out, err),
         Command::Eval(args) => eval::eval(args, out, err),
+        Command::EvalEvents(args) => eval_events::eval_events(args, out),
         Command::Info(args) => info::info(args, out),
         Command::Bench(args) => bench::bench(args, out),
         Command::EmbedLabels(args) => embed_labels::embed_labels(args, out, err),

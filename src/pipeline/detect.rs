@@ -169,6 +169,21 @@ impl Detector {
         self.labels.iter().any(|t| matches!(t.state, State::Active { .. }))
     }
 
+    /// Whether some label is part-way to a decision: a run of frames at or
+    /// above its threshold that has not started an event yet, or a run below
+    /// it that has not ended one yet. The motion gate lets still frames
+    /// through while this holds after a change, so that a decision never
+    /// waits for the next movement.
+    pub fn undecided(&self) -> bool {
+        self.labels.iter().any(|t| {
+            !t.label.negative
+                && match t.state {
+                    State::Idle { run } => run > 0,
+                    State::Active { low_run, .. } => low_run > 0,
+                }
+        })
+    }
+
     /// Feeds one inferred frame's scores (one per label, in label order)
     /// and appends the events it causes to `events`.
     pub fn observe(&mut self, frame: FrameInfo, scores: &[f32], events: &mut Vec<Event>) {
@@ -325,6 +340,22 @@ mod tests {
             got,
             [(3, EventKind::Start, "cat".into(), None), (9, EventKind::End, "cat".into(), Some(EndReason::Gone))]
         );
+        assert!(!d.is_active("cat"));
+    }
+
+    #[test]
+    fn a_label_part_way_to_starting_or_ending_an_event_is_undecided() {
+        let mut d = Detector::new(
+            vec![label("cat", 0.5), DetectorLabel { name: "empty".into(), threshold: 0.5, negative: true }],
+            options(),
+        );
+        let mut undecided = Vec::new();
+        // Idle; one high frame; a start; in the margin; low twice; the end.
+        for s in [0.1, 0.6, 0.6, 0.47, 0.2, 0.2, 0.2] {
+            run(&mut d, &[&[s, 0.9]]);
+            undecided.push(d.undecided());
+        }
+        assert_eq!(undecided, [false, true, false, false, true, true, false]);
         assert!(!d.is_active("cat"));
     }
 

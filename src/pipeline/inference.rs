@@ -8,6 +8,11 @@
 //! model and the detector; it says what happened to the frame and how long
 //! each stage took, and leaves counting and publishing to its caller.
 //!
+//! After the motion gate lets a changed frame through, the still frames
+//! that follow are inferred too until the detector has decided (see
+//! [`Settling`]): a shape that appears and then stands still changes the
+//! picture once, and an event needs `start_frames` inferred frames in a row.
+//!
 //! The input line is read on every frame, so that its hold counts from the
 //! sensor's last active moment. While an event is active, frames are
 //! inferred whatever the line says, so that the event can end when its
@@ -21,7 +26,7 @@ use super::classify::{Classifier, ClassifyError};
 use super::convert::{ConvertError, Converter, RgbImage};
 use super::detect::{Detector, DetectorLabel, DetectorOptions, Event, FrameInfo};
 use super::matcher::Matcher;
-use super::motion::{MotionGate, MotionOptions};
+use super::motion::{MotionGate, MotionOptions, SettleState, Settling};
 use crate::capture::OwnedFrame;
 use crate::gpio::input::{InputGate, InputState};
 use crate::gpio::AnyInputPin;
@@ -92,6 +97,8 @@ pub struct Inference {
     rgb: RgbImage,
     motion: Option<MotionOptions>,
     gate: Option<MotionGate>,
+    settling: Settling,
+    settle: SettleState,
     input: Option<InputGate<AnyInputPin>>,
     min_interval: Option<Duration>,
     last_inference: Option<Instant>,
@@ -116,6 +123,8 @@ impl Inference {
             rgb: RgbImage::new(),
             gate: options.motion.map(MotionGate::new),
             motion: options.motion,
+            settling: Settling::for_runs(options.detector.start_frames, options.detector.end_frames),
+            settle: SettleState::default(),
             input,
             min_interval: options.max_fps.filter(|f| *f > 0.0).map(|f| Duration::from_secs_f64(1.0 / f)),
             last_inference: None,
@@ -142,15 +151,24 @@ impl Inference {
             }
         }
         let step = |outcome| Ok(Step { outcome, input_unreadable });
+        // The rate cap and the motion gate go by when the frame arrived, so
+        // that a recording replayed faster than live on its own clock
+        // (`crate::eval::replay`) is gated as it would be live.
+        let arrived = frame.arrived;
         if let (Some(min), Some(last)) = (self.min_interval, self.last_inference) {
-            if t0.duration_since(last) < min {
+            if arrived.saturating_duration_since(last) < min {
                 return step(Outcome::RateLimited);
             }
         }
         self.converter.convert(&frame.as_frame(), &mut self.rgb)?;
         let t1 = Instant::now();
         if let Some(gate) = &mut self.gate {
-            if !gate.check(&self.rgb, t1).infer() {
+            let decision = gate.check(&self.rgb, arrived);
+            if decision.infer() {
+                self.settle.passed(decision);
+            } else if self.settle.infer_still(self.settling, self.detector.undecided()) {
+                gate.inferred_anyway(&self.rgb, arrived);
+            } else {
                 return step(Outcome::Still);
             }
         }
@@ -163,7 +181,7 @@ impl Inference {
             tracing::trace!("frame {}: {}", frame.sequence, top.join(", "));
         }
         self.detector.observe(frame_info(frame), &scores.probability, events);
-        self.last_inference = Some(t0);
+        self.last_inference = Some(arrived);
         let times = self.classifier.times;
         step(Outcome::Inferred(FrameTimes {
             decode: t1 - t0,
@@ -190,6 +208,7 @@ impl Inference {
     /// changed, so the next frame is compared with what comes.
     pub fn reset_motion(&mut self) {
         self.gate = self.motion.map(MotionGate::new);
+        self.settle = SettleState::default();
     }
 
     /// A moment without a frame (stop, label change), for events that end then.

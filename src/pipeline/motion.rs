@@ -10,7 +10,8 @@
 //! as the wall, and CLIP sees the colour. Comparing with the last *inferred* frame, not the previous
 //! one, lets a slow change (a car creeping in, the light going) add up until
 //! it counts; an inference is also forced every so often, and the first
-//! frame is always inferred.
+//! frame is always inferred. After a change the still frames that follow
+//! are inferred until the detector has decided ([`Settling`]).
 
 use std::time::{Duration, Instant};
 
@@ -120,6 +121,72 @@ impl MotionGate {
             self.last_inference = Some(now);
         }
         decision
+    }
+
+    /// The frame last checked is inferred although the gate found it still
+    /// (the scores are settling after a change): it becomes the reference,
+    /// as an inferred frame does.
+    pub fn inferred_anyway(&mut self, frame: &RgbImage, now: Instant) {
+        self.reference = Some((self.thumbnail, (frame.width, frame.height)));
+        self.last_inference = Some(now);
+    }
+}
+
+/// How many still frames after a change are inferred anyway, so that the
+/// detector can decide without waiting for the next movement: a shape that
+/// appears and then stands still (a parcel left on a porch, a car that
+/// parks) changes the picture once, and one inferred frame cannot start an
+/// event that needs `start_frames` in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settling {
+    /// Still frames inferred after every change: enough for a run of
+    /// `start_frames` or `end_frames` to complete.
+    pub min_frames: u32,
+    /// Beyond those, still frames are inferred only while the detector is
+    /// part-way to a decision, at most this many (a score hovering at a
+    /// threshold in camera noise would otherwise keep a still scene
+    /// inferring for ever).
+    pub max_extra_frames: u32,
+}
+
+impl Settling {
+    /// The extra frames after the minimum: 20 bounds what one change can
+    /// cost on a still scene to 20 + `min_frames` inferences (about 12 s of
+    /// a Pi 4's CPU with ViT-B/32 at 2 inferences a second), and is far
+    /// more than a detector run needs once the picture holds still.
+    pub const MAX_EXTRA_FRAMES: u32 = 20;
+
+    /// The settling a detector with these runs needs.
+    pub fn for_runs(start_frames: u32, end_frames: u32) -> Settling {
+        Settling { min_frames: start_frames.max(end_frames).max(1), max_extra_frames: Settling::MAX_EXTRA_FRAMES }
+    }
+}
+
+/// Where the settling after the last change stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SettleState {
+    /// Still frames inferred since the last change.
+    inferred: u32,
+    /// Whether the minimum applies (after motion or the first frame; not
+    /// after a forced inference, which only goes on while undecided).
+    after_change: bool,
+}
+
+impl SettleState {
+    /// The gate let a frame through.
+    pub fn passed(&mut self, decision: GateDecision) {
+        *self = SettleState { inferred: 0, after_change: !matches!(decision, GateDecision::Forced) };
+    }
+
+    /// Whether to infer a still frame; `undecided`: the detector is
+    /// part-way to a decision.
+    pub fn infer_still(&mut self, settling: Settling, undecided: bool) -> bool {
+        let minimum = if self.after_change { settling.min_frames } else { 0 };
+        let infer = self.inferred < minimum || (undecided && self.inferred < minimum + settling.max_extra_frames);
+        if infer {
+            self.inferred += 1;
+        }
+        infer
     }
 }
 
@@ -249,5 +316,29 @@ mod tests {
             }
         }
         assert!(matches!(gate.check(&with_car, t0 + Duration::from_millis(200)), GateDecision::Motion(_)));
+    }
+
+    /// Still frames inferred after a gate decision, with the detector
+    /// undecided for the first `undecided_for` of them.
+    fn settled_after(decision: GateDecision, undecided_for: u32) -> u32 {
+        let mut settle = SettleState::default();
+        settle.passed(decision);
+        let settling = Settling::for_runs(2, 3);
+        (0..100).take_while(|&i| settle.infer_still(settling, i < undecided_for)).count() as u32
+    }
+
+    #[test]
+    fn after_a_change_still_frames_are_inferred_until_the_detector_decides_and_no_longer() {
+        // The minimum, max(start_frames, end_frames), even when decided.
+        assert_eq!(Settling::for_runs(2, 3).min_frames, 3);
+        assert_eq!(settled_after(GateDecision::Motion(0.1), 0), 3);
+        assert_eq!(settled_after(GateDecision::First, 0), 3);
+        // Beyond it while undecided, up to the cap.
+        assert_eq!(settled_after(GateDecision::Motion(0.1), 7), 7);
+        assert_eq!(settled_after(GateDecision::Motion(0.1), 1000), 3 + Settling::MAX_EXTRA_FRAMES);
+        // A forced look at a still scene goes on only while undecided.
+        assert_eq!(settled_after(GateDecision::Forced, 0), 0);
+        assert_eq!(settled_after(GateDecision::Forced, 2), 2);
+        assert_eq!(settled_after(GateDecision::Forced, 1000), Settling::MAX_EXTRA_FRAMES);
     }
 }

@@ -1,0 +1,8 @@
+//! Event-level evaluation: a recording replayed through the daemon's
+//! pipeline ([`replay`]) and its events scored against the recording's
+//! ground truth ([`truth`], [`score`]): precision, recall, false events per
+//! hour, start and end latency. `edgeclip eval-events` is the command.
+
+pub mod replay;
+pub mod score;
+pub mod truth;

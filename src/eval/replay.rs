@@ -1,0 +1,97 @@
+//! A recording through exactly the daemon's per-frame pipeline
+//! ([`Inference::step`]: gates, model, detector), on the recording's own
+//! clock: frame N arrives N / fps seconds after the first, however fast the
+//! machine replays it, so that the motion gate's forced inferences,
+//! `max_fps` and the detector's durations behave as they would live.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::score::ReplayEvent;
+use crate::capture::{CaptureErrorKind, FrameSource, OwnedFrame};
+use crate::pipeline::detect::{Event, EventKind};
+use crate::pipeline::inference::{Inference, Outcome};
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReplayCounts {
+    pub frames: u64,
+    pub inferred: u64,
+    /// Frames the motion gate found still.
+    pub still: u64,
+    /// Frames `max_fps` skipped.
+    pub rate_skipped: u64,
+    /// Frames that did not decode.
+    pub corrupt: u64,
+}
+
+/// Replays `source` to its end at `fps` through `inference`; `zone` is
+/// what its events are attributed to. Events still active at the end are
+/// ended at the last frame.
+pub fn replay(
+    source: &mut dyn FrameSource,
+    inference: &mut Inference,
+    fps: f64,
+    zone: Option<&str>,
+) -> anyhow::Result<(Vec<ReplayEvent>, ReplayCounts)> {
+    let origin = Instant::now();
+    let mut counts = ReplayCounts::default();
+    let mut frame = OwnedFrame::default();
+    let mut events: Vec<Event> = Vec::new();
+    let mut paired = Pairs::default();
+    loop {
+        let next = match source.next_frame() {
+            Ok(next) => next,
+            Err(e) if e.kind == CaptureErrorKind::Ended => break,
+            Err(e) if e.kind == CaptureErrorKind::Corrupt => {
+                counts.corrupt += 1;
+                continue;
+            }
+            Err(e) => anyhow::bail!("{e}"),
+        };
+        frame.fill_from(&next);
+        let at = Duration::from_secs_f64(frame.sequence as f64 / fps);
+        frame.arrived = origin + at;
+        frame.timestamp = SystemTime::UNIX_EPOCH + at;
+        counts.frames += 1;
+        match inference.step(&frame, true, &mut events) {
+            Ok(step) => match step.outcome {
+                Outcome::Inferred(_) => counts.inferred += 1,
+                Outcome::Still => counts.still += 1,
+                Outcome::RateLimited => counts.rate_skipped += 1,
+                Outcome::Disabled | Outcome::InputIdle => {}
+            },
+            Err(_) => counts.corrupt += 1,
+        }
+        paired.take(&mut events, zone);
+    }
+    // They end at the last frame stepped.
+    inference.end_events(&mut events);
+    paired.take(&mut events, zone);
+    Ok((paired.done, counts))
+}
+
+/// Starts waiting for their ends, and the finished events.
+#[derive(Default)]
+struct Pairs {
+    open: Vec<(String, u64)>,
+    done: Vec<ReplayEvent>,
+}
+
+impl Pairs {
+    fn take(&mut self, events: &mut Vec<Event>, zone: Option<&str>) {
+        for e in events.drain(..) {
+            match e.kind {
+                EventKind::Start => self.open.push((e.label, e.start_frame)),
+                EventKind::End => {
+                    self.open.retain(|(label, _)| *label != e.label);
+                    self.done.push(ReplayEvent {
+                        zone: zone.map(String::from),
+                        label: e.label,
+                        start_frame: e.start_frame,
+                        end_frame: e.frame,
+                    });
+                }
+            }
+        }
+    }
+}
