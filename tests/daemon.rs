@@ -585,3 +585,47 @@ fn a_shape_that_appears_and_stays_still_fires_with_the_motion_gate_on() {
     let latest = EMPTY as u64 + START_FRAMES - 1 + SLACK;
     assert!((EMPTY as u64..=latest).contains(&frame), "started at frame {frame}, not {EMPTY}..={latest}");
 }
+
+/// The live scores: every label's score and each firing label's threshold,
+/// at most once per `mqtt.scores_interval_s`, following the clip (the shape
+/// wholly in view scores highest).
+#[test]
+fn live_scores_follow_the_clip_at_most_once_per_interval() {
+    const SCORES_TOPIC: &str = "edgeclip/test/demo/scores";
+    let broker = Mosquitto::start(MosquittoOptions::default());
+    let sub = Subscriber::connect(broker.port(), "scores-sub", &[SCORES_TOPIC]);
+    let text = config(&broker_at(broker.port()), &looping_source(20), "")
+        .replace("stats_interval_s = 1\n", "stats_interval_s = 1\nscores_interval_s = 0.5\n");
+    let daemon = Daemon::start(&text);
+    let started = Instant::now();
+    let all = sub.wait_for(patience(Duration::from_secs(90)), "scores over two visits", |m| m.len() >= 24);
+    let elapsed = started.elapsed().as_secs_f64();
+    drop(daemon);
+    // At most one per 0.5 s since the daemon started (which includes
+    // loading the model before the first).
+    assert!((all.len() as f64) <= elapsed / 0.5 + 2.0, "{} messages in {elapsed:.1} s", all.len());
+
+    let labels = crate::support::demo::positive_labels();
+    let mut agreeing = (0, 0);
+    for m in &all {
+        assert!(!m.retain);
+        let s: Value = serde_json::from_slice(&m.payload).unwrap();
+        let scores = s["scores"].as_object().unwrap();
+        let thresholds = s["thresholds"].as_object().unwrap();
+        assert_eq!(scores.len(), labels.len() + 1, "every label and the background one: {s}");
+        assert!(labels.iter().all(|l| thresholds.contains_key(l)) && thresholds.len() == labels.len(), "{s}");
+        assert!(scores.values().all(|v| (0.0..=1.0).contains(&v.as_f64().unwrap())), "{s}");
+        let sum: f64 = scores.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 0.01, "softmax probabilities: {s}");
+        // The clip loops: its frame within the clip.
+        let frame = s["frame"].as_u64().unwrap() % 420;
+        if let Some((label, ..)) = truth_visits().into_iter().find(|(_, _, (a, b))| (*a..=*b).contains(&frame)) {
+            let top = scores.iter().max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap()).unwrap().0;
+            agreeing = (agreeing.0 + usize::from(*top == label), agreeing.1 + 1);
+        }
+    }
+    assert!(
+        agreeing.1 >= 3 && agreeing.0 * 10 >= agreeing.1 * 8,
+        "top label right in {agreeing:?} of the frames with a shape wholly in view"
+    );
+}

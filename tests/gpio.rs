@@ -283,6 +283,7 @@ mod pipeline {
                 max_fps: None,
             },
             input: Some(input),
+            scores_interval: None,
             out: tx,
         };
         let camera =
@@ -291,6 +292,7 @@ mod pipeline {
         loop {
             match rx.recv_timeout(patience(Duration::from_secs(120))).expect("the camera finishes the clip") {
                 CameraReport::Events { events: mine, .. } => events.extend(mine),
+                CameraReport::Scores(_) => unreachable!("scores_interval is None"),
                 CameraReport::Finished { source_ended, .. } => {
                     assert!(source_ended);
                     break;

@@ -45,6 +45,7 @@ fn config(broker: Broker, client_id: &str) -> MqttConfig {
         keepalive: Duration::from_secs(5),
         offline_queue: 1000,
         stats_interval: Duration::from_secs(60),
+        scores_interval: None,
     }
 }
 

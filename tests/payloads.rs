@@ -32,9 +32,9 @@ use crate::support::timing::{emulated, patience};
 const PLACEHOLDERS: [(&str, &str); 3] =
     [("<prefix>", "edgeclip"), ("<node>", "test"), ("<discovery_prefix>", "homeassistant")];
 
-/// Objects whose keys are names (cameras in the stats), not fields: their
-/// values are compared, under the key `<name>`.
-const KEYED_BY_NAME: [&str; 1] = ["cameras"];
+/// Objects whose keys are names (cameras in the stats, labels in the
+/// scores), not fields: their values are compared, under the key `<name>`.
+const KEYED_BY_NAME: [&str; 3] = ["cameras", "scores", "thresholds"];
 
 /// What a row of the topic table says a payload is.
 #[derive(Debug, Clone, PartialEq)]
@@ -224,7 +224,8 @@ fn run_everything() -> (Vec<Received>, BTreeSet<String>) {
     std::fs::write(gpio.path().join("4"), "1\n").unwrap();
     let lines = format!(
         "[[cameras.demo.outputs]]\nline = 17\nchip = \"simulated:{dir}\"\nlabels = [\"*\"]\n\
-         [cameras.demo.input]\nline = 4\nchip = \"simulated:{dir}\"\nhold_s = 0\n",
+         [cameras.demo.input]\nline = 4\nchip = \"simulated:{dir}\"\nhold_s = 0\n\
+         [homeassistant]\nscore_sensors = true\n",
         dir = gpio.path().display()
     );
     // Looping at the camera's pace, so that stats see an active event; under

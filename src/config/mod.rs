@@ -157,7 +157,7 @@ impl Config {
         };
         let model = model::parse(&cx, raw.model.as_ref())?;
         let mqtt = mqtt::parse(&cx, raw.mqtt.as_ref(), &node)?;
-        let homeassistant = mqtt::parse_home_assistant(&cx, raw.homeassistant.as_ref())?;
+        let homeassistant = mqtt::parse_home_assistant(&cx, raw.homeassistant.as_ref(), &mqtt)?;
         let logging = logging::parse(&cx, raw.logging.as_ref())?;
         let cameras = camera::parse_cameras(&cx, raw.cameras.as_ref(), raw.detector.as_ref())?;
         Ok(Config {

@@ -44,6 +44,11 @@ const OFFLINE_QUEUE: Number<i64> = Number { name: "offline_queue", default: 1000
 /// Seconds between messages on the stats topic: every minute by default, at
 /// most every second and at least daily.
 const STATS_INTERVAL_S: Number<i64> = Number { name: "stats_interval_s", default: 60, range: 1..=86_400 };
+/// Seconds between messages on a camera's scores topic, at most (0: none).
+/// Once a second shows a person what the model sees as it changes, costs a
+/// few hundred bytes a second per camera, and is never faster than the
+/// camera is inferred; an hour is the slowest rate that still shows anything.
+const SCORES_INTERVAL_S: Number<f64> = Number { name: "scores_interval_s", default: 1.0, range: 0.0..=3600.0 };
 /// The longest client id: MQTT's strings are at most 65 535 bytes.
 const MAX_CLIENT_ID_LEN: usize = 65_535;
 /// The broker ports when the URL names none: MQTT's registered ports.
@@ -59,6 +64,10 @@ const HOME_ASSISTANT_TABLE: &str = "homeassistant";
 const DISCOVERY_ENABLED: Key<bool> = Key { name: "enabled", default: true };
 /// The topic prefix Home Assistant listens on for discovery (its default).
 const DISCOVERY_PREFIX: Key<&str> = Key { name: "discovery_prefix", default: "homeassistant" };
+/// Also a sensor per label with its live score (from the scores topic).
+/// Off: a label's score changes with every inferred frame, and Home
+/// Assistant records every change in its database.
+const SCORE_SENSORS: Key<bool> = Key { name: "score_sensors", default: false };
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -85,6 +94,7 @@ pub(super) struct RawMqtt {
     keepalive_s: Option<Spanned<i64>>,
     offline_queue: Option<Spanned<i64>>,
     stats_interval_s: Option<Spanned<i64>>,
+    scores_interval_s: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -92,6 +102,7 @@ pub(super) struct RawMqtt {
 pub(super) struct RawHomeAssistant {
     enabled: Option<bool>,
     discovery_prefix: Option<Spanned<String>>,
+    score_sensors: Option<Spanned<bool>>,
 }
 
 /// Where events go.
@@ -121,12 +132,16 @@ pub struct MqttConfig {
     pub keepalive: Duration,
     pub offline_queue: usize,
     pub stats_interval: Duration,
+    /// `None`: no scores topic.
+    pub scores_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HomeAssistantConfig {
     pub enabled: bool,
     pub discovery_prefix: String,
+    /// Also a sensor per label with its score (needs the scores topic).
+    pub score_sensors: bool,
 }
 
 pub(super) fn parse(cx: &Ctx<'_>, raw: Option<&RawMqtt>, node: &str) -> Result<MqttConfig, ConfigError> {
@@ -238,12 +253,18 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Option<&RawMqtt>, node: &str) -> Result<M
         keepalive: Duration::from_secs(KEEPALIVE_S.read(cx, TABLE, raw.keepalive_s.as_ref())? as u64),
         offline_queue: OFFLINE_QUEUE.read(cx, TABLE, raw.offline_queue.as_ref())? as usize,
         stats_interval: Duration::from_secs(STATS_INTERVAL_S.read(cx, TABLE, raw.stats_interval_s.as_ref())? as u64),
+        scores_interval: Some(SCORES_INTERVAL_S.read(cx, TABLE, raw.scores_interval_s.as_ref())?)
+            .filter(|s| *s > 0.0)
+            .map(Duration::from_secs_f64),
     })
 }
 
+/// `[homeassistant]`; `mqtt` is the parsed `[mqtt]`, whose scores topic the
+/// score sensors read.
 pub(super) fn parse_home_assistant(
     cx: &Ctx<'_>,
     raw: Option<&RawHomeAssistant>,
+    mqtt: &MqttConfig,
 ) -> Result<HomeAssistantConfig, ConfigError> {
     let none = RawHomeAssistant::default();
     let raw = raw.unwrap_or(&none);
@@ -251,7 +272,22 @@ pub(super) fn parse_home_assistant(
         Some(p) => topic_levels(cx, &key(HOME_ASSISTANT_TABLE, DISCOVERY_PREFIX.name), p)?,
         None => DISCOVERY_PREFIX.default.to_string(),
     };
-    Ok(HomeAssistantConfig { enabled: raw.enabled.unwrap_or(DISCOVERY_ENABLED.default), discovery_prefix })
+    Ok(HomeAssistantConfig {
+        enabled: raw.enabled.unwrap_or(DISCOVERY_ENABLED.default),
+        discovery_prefix,
+        score_sensors: match &raw.score_sensors {
+            Some(on) if *on.get_ref() && mqtt.scores_interval.is_none() => {
+                return Err(cx.invalid(
+                    &key(HOME_ASSISTANT_TABLE, SCORE_SENSORS.name),
+                    on,
+                    "the score sensors read the scores topic, which mqtt.scores_interval_s = 0 turns off; \
+                     set mqtt.scores_interval_s above 0, or score_sensors = false",
+                ))
+            }
+            Some(on) => *on.get_ref(),
+            None => SCORE_SENSORS.default,
+        },
+    })
 }
 
 /// The embedded broker's users file: `name:password` a line, `#` comments.

@@ -34,6 +34,7 @@ use crate::pipeline::classify::Classifier;
 use crate::pipeline::convert::{Converter, RgbImage};
 use crate::pipeline::detect::{Event, EventKind};
 use crate::pipeline::inference::{Inference, InferenceOptions, Outcome, Step};
+use crate::publish::payloads::{ScoresPayload, Timestamp};
 use crate::util::backoff::Backoff;
 use crate::util::log_limit::{also, LogLimit};
 
@@ -53,6 +54,9 @@ pub enum CameraReport {
     /// Events from one inferred frame. `snapshot` is that frame as JPEG
     /// when one of the events is a start.
     Events { camera: String, events: Vec<Event>, snapshot: Option<Arc<Vec<u8>>>, frame_time: SystemTime },
+    /// Every label's score in an inferred frame, at most every
+    /// `mqtt.scores_interval_s`.
+    Scores(ScoresPayload),
     /// The inference thread has ended (stopped, or its source ended); its
     /// last events were sent before this.
     Finished { camera: String, source_ended: bool },
@@ -97,6 +101,8 @@ pub struct InferenceSetup {
     pub options: InferenceOptions,
     /// A sensor line that gates inference (`[cameras.NAME.input]`).
     pub input: Option<InputGate<AnyInputPin>>,
+    /// How often the live scores are reported at most; `None`: never.
+    pub scores_interval: Option<Duration>,
     pub out: Sender<CameraReport>,
 }
 
@@ -138,6 +144,7 @@ impl Camera {
         let inference =
             Inference::new(classifier, labels.detector.clone(), setup.options, setup.input, setup.bundle.image.size);
         let out = setup.out;
+        let scores_interval = setup.scores_interval;
         {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new().name(format!("capture-{name}")).spawn(move || {
@@ -149,7 +156,7 @@ impl Camera {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new().name(format!("infer-{name}")).spawn(move || {
                 let _span = camera_span(&shared.name).entered();
-                inference_loop(&shared, &out, inference)
+                inference_loop(&shared, &out, inference, scores_interval)
             })?
         };
         Ok(Camera { shared, inference: Some(inference) })
@@ -244,8 +251,14 @@ fn capture_loop(shared: &CameraShared, mut source: Box<dyn FrameSource>, wait_fo
     shared.slot.close();
 }
 
-fn inference_loop(shared: &CameraShared, out: &Sender<CameraReport>, mut inference: Inference) {
+fn inference_loop(
+    shared: &CameraShared,
+    out: &Sender<CameraReport>,
+    mut inference: Inference,
+    scores_interval: Option<Duration>,
+) {
     let mut labels = shared.labels();
+    let mut scores_sent: Option<Instant> = None;
     let mut full_size = Converter::new(None);
     let mut was_enabled = shared.enabled.load(Ordering::Relaxed);
     let mut events = Vec::new();
@@ -314,6 +327,17 @@ fn inference_loop(shared: &CameraShared, out: &Sender<CameraReport>, mut inferen
                     undecodable_pause.succeeded();
                 }
                 count_step(shared, &frame, step, events.is_empty());
+                if let (Outcome::Inferred(_), Some(interval)) = (step.outcome, scores_interval) {
+                    if scores_sent.is_none_or(|t| t.elapsed() >= interval) {
+                        scores_sent = Some(Instant::now());
+                        let _ = out.send(CameraReport::Scores(scores_payload(
+                            &shared.name,
+                            &labels,
+                            inference.last_scores(),
+                            &frame,
+                        )));
+                    }
+                }
                 if !events.is_empty() {
                     let snapshot = events
                         .iter()
@@ -348,6 +372,25 @@ fn inference_loop(shared: &CameraShared, out: &Sender<CameraReport>, mut inferen
         shared.slot.recycle(frame);
     };
     let _ = out.send(CameraReport::Finished { camera: shared.name.clone(), source_ended });
+}
+
+/// The live scores of an inferred frame, by label name; thresholds for the
+/// labels that can fire.
+fn scores_payload(camera: &str, labels: &CameraLabels, scores: &[f32], frame: &OwnedFrame) -> ScoresPayload {
+    let four_decimals = |x: f32| (f64::from(x) * 1e4).round() / 1e4;
+    let names = labels.matcher.names();
+    ScoresPayload {
+        camera: camera.to_string(),
+        frame: frame.sequence,
+        frame_time: Timestamp(frame.timestamp),
+        scores: names.iter().cloned().zip(scores.iter().map(|&s| four_decimals(s))).collect(),
+        thresholds: labels
+            .detector
+            .iter()
+            .filter(|l| !l.negative)
+            .map(|l| (l.name.clone(), four_decimals(l.threshold)))
+            .collect(),
+    }
 }
 
 /// Undecodable frames in a row before the inference thread slows down.

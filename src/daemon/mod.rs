@@ -198,10 +198,11 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         Broker::External { .. } => None,
     };
     let topics = Topics::new(&config.mqtt.topic_prefix, &config.node);
-    let discovery = config
-        .homeassistant
-        .enabled
-        .then(|| Discovery::new(&config.homeassistant.discovery_prefix, &config.node, &bundle.name, topics.clone()));
+    let discovery = config.homeassistant.enabled.then(|| {
+        let mut d = Discovery::new(&config.homeassistant.discovery_prefix, &config.node, &bundle.name, topics.clone());
+        d.score_sensors = config.homeassistant.score_sensors;
+        d
+    });
     let mut subscriptions = Vec::new();
     if config.mqtt.commands {
         subscriptions.push(topics.commands_filter());
@@ -351,6 +352,7 @@ impl Daemon {
             encoder: Arc::clone(encoder),
             options: InferenceOptions { detector: cam.detector, motion: cam.motion, max_fps: cam.max_fps },
             input,
+            scores_interval: self.config.mqtt.scores_interval,
             out: out.clone(),
         };
         let camera =
@@ -473,6 +475,7 @@ impl Daemon {
                     }
                 }
             }
+            CameraReport::Scores(scores) => self.publisher.scores(&self.mqtt, &scores),
             CameraReport::Finished { camera, source_ended } => {
                 if let Some(c) = self.cameras.get_mut(&camera) {
                     c.finished = true;

@@ -191,6 +191,12 @@ impl Inference {
         }))
     }
 
+    /// Every label's score (softmax probability, in label order) in the
+    /// last inferred frame.
+    pub fn last_scores(&self) -> &[f32] {
+        &self.classifier.scores().probability
+    }
+
     /// Matches the next frames against a new label set; events of labels
     /// that are gone end now (into `events`).
     pub fn set_labels(&mut self, matcher: Arc<Matcher>, labels: Vec<DetectorLabel>, events: &mut Vec<Event>) {

@@ -1,6 +1,7 @@
 //! Home Assistant MQTT discovery: the config messages that make Home
 //! Assistant create a device for this node and one binary sensor per camera
-//! and label, without any YAML.
+//! and label, without any YAML; with `homeassistant.score_sensors`, also a
+//! sensor per camera and label with the label's live score.
 //!
 //! Each sensor's config is published retained to
 //! `<discovery_prefix>/binary_sensor/<node>/<camera>_<label slug>/config`;
@@ -13,7 +14,9 @@
 //! `payload_off`, and the availability topic with its payloads
 //! ([`DiscoveryConfig`]).
 
-use super::payloads::{Availability, DiscoveryConfig, DiscoveryDevice, DiscoveryOrigin, Switch};
+use super::payloads::{
+    Availability, DiscoveryConfig, DiscoveryDevice, DiscoveryEntity, DiscoveryOrigin, ScoreSensorConfig, Switch,
+};
 use super::topics::{slug, Topics};
 
 /// The version Home Assistant shows for the device.
@@ -22,6 +25,8 @@ const SW_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Discovery for one node.
 #[derive(Debug, Clone)]
 pub struct Discovery {
+    /// Also a score sensor per label (`homeassistant.score_sensors`).
+    pub score_sensors: bool,
     prefix: String,
     node: String,
     /// The model bundle's name, shown as the device's model.
@@ -31,7 +36,13 @@ pub struct Discovery {
 
 impl Discovery {
     pub fn new(discovery_prefix: &str, node: &str, model: &str, topics: Topics) -> Discovery {
-        Discovery { prefix: discovery_prefix.to_string(), node: node.to_string(), model: model.to_string(), topics }
+        Discovery {
+            score_sensors: false,
+            prefix: discovery_prefix.to_string(),
+            node: node.to_string(),
+            model: model.to_string(),
+            topics,
+        }
     }
 
     /// Where Home Assistant says it (re)started.
@@ -42,6 +53,38 @@ impl Discovery {
     /// The config topic of a camera's label.
     pub fn config_topic(&self, camera: &str, label: &str) -> String {
         format!("{}/binary_sensor/{}/{}_{}/config", self.prefix, slug(&self.node), slug(camera), slug(label))
+    }
+
+    /// The config topic of a camera's label's score sensor.
+    pub fn score_config_topic(&self, camera: &str, label: &str) -> String {
+        format!("{}/sensor/{}/{}_{}_score/config", self.prefix, slug(&self.node), slug(camera), slug(label))
+    }
+
+    /// The config payload of a camera's label's score sensor.
+    pub fn score_sensor(&self, camera: &str, label: &str) -> ScoreSensorConfig {
+        // The label's name as a JSON string inside the template: a quote or
+        // a backslash in it stays part of the name.
+        let key = serde_json::to_string(label).expect("a string serializes");
+        ScoreSensorConfig {
+            entity: self.entity(format!("{camera} {label} score")),
+            qos: 0,
+            state_class: "measurement".to_string(),
+            state_topic: self.topics.scores(camera),
+            unique_id: format!("edgeclip_{}_{}_{}_score", slug(&self.node), slug(camera), slug(label)),
+            value_template: format!("{{{{ value_json.scores[{key}] }}}}"),
+        }
+    }
+
+    /// What every entity's config starts with, for an entity named `name`.
+    fn entity(&self, name: String) -> DiscoveryEntity {
+        DiscoveryEntity {
+            availability_topic: self.topics.availability(),
+            device: self.device(),
+            name,
+            origin: DiscoveryOrigin { name: "edgeclip".to_string(), sw_version: SW_VERSION.to_string() },
+            payload_available: Availability::Online,
+            payload_not_available: Availability::Offline,
+        }
     }
 
     fn device(&self) -> DiscoveryDevice {
@@ -57,12 +100,7 @@ impl Discovery {
     /// The config payload of a camera's label sensor.
     pub fn binary_sensor(&self, camera: &str, label: &str) -> DiscoveryConfig {
         DiscoveryConfig {
-            availability_topic: self.topics.availability(),
-            device: self.device(),
-            name: format!("{camera} {label}"),
-            origin: DiscoveryOrigin { name: "edgeclip".to_string(), sw_version: SW_VERSION.to_string() },
-            payload_available: Availability::Online,
-            payload_not_available: Availability::Offline,
+            entity: self.entity(format!("{camera} {label}")),
             payload_off: Switch::Off,
             payload_on: Switch::On,
             qos: 1,
@@ -92,6 +130,21 @@ mod tests {
         assert_eq!(c["device"]["identifiers"][0], "edgeclip_garage");
         assert_eq!(c["device"]["name"], "edgeclip garage");
         assert_eq!(d.status_topic(), "homeassistant/status");
+    }
+
+    #[test]
+    fn a_score_sensor_reads_its_label_from_the_scores_topic() {
+        let d = Discovery::new("homeassistant", "garage", "tiny-shapes", Topics::new("edgeclip", "garage"));
+        assert_eq!(
+            d.score_config_topic("front", "Delivery van"),
+            "homeassistant/sensor/garage/front_delivery_van_score/config"
+        );
+        let c: serde_json::Value =
+            serde_json::from_slice(&to_json(&d.score_sensor("front", "Delivery \"van\""))).unwrap();
+        assert_eq!(c["unique_id"], "edgeclip_garage_front_delivery_van_score");
+        assert_eq!(c["state_topic"], "edgeclip/garage/front/scores");
+        assert_eq!(c["value_template"], r#"{{ value_json.scores["Delivery \"van\""] }}"#);
+        assert_eq!((c["state_class"].as_str(), c["qos"].as_u64()), (Some("measurement"), Some(0)));
     }
 
     #[test]

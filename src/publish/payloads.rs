@@ -1,7 +1,8 @@
 //! Every payload edgeclip publishes over MQTT, as a type: the event JSON,
 //! the ON/OFF of label states and of a camera's enabled state, the
-//! availability, the stats message and Home Assistant's discovery config,
-//! and the values the `enabled/set` command accepts.
+//! availability, the stats message, a camera's live scores and Home
+//! Assistant's discovery configs, and the values the `enabled/set` command
+//! accepts.
 //!
 //! These types are the project's public API: Home Assistant, automations
 //! and scripts read what they serialize to, so a field's name, its type and
@@ -209,16 +210,33 @@ pub struct EventPayload {
     pub kind: EventType,
 }
 
-/// The config of one label's binary sensor, retained on
-/// `<discovery_prefix>/binary_sensor/<node>/<camera>_<label>/config`: what
-/// Home Assistant needs to create the entity and keep it across restarts.
+/// A camera's live scores, at most every `mqtt.scores_interval_s` on
+/// `<prefix>/<node>/<camera>/scores`: what the model saw in the last
+/// inferred frame, so that a person can see how close each label is to its
+/// threshold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DiscoveryConfig {
+pub struct ScoresPayload {
+    pub camera: String,
+    /// The frame the scores are of.
+    pub frame: u64,
+    pub frame_time: Timestamp,
+    /// Every label's score (background labels included): its softmax
+    /// probability among the camera's labels, 4 decimals, by label name.
+    pub scores: BTreeMap<String, f64>,
+    /// The threshold of every label that can fire, by label name.
+    pub thresholds: BTreeMap<String, f64>,
+}
+
+/// What every discovery config of the node starts with: the entity's name,
+/// its device, and the node's availability. Its fields sort before those of
+/// the configs that flatten it in, so the keys stay in alphabetical order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiscoveryEntity {
     /// The node's availability topic.
     pub availability_topic: String,
     /// The device all of the node's sensors belong to.
     pub device: DiscoveryDevice,
-    /// The entity's name: `<camera> <label>`.
+    /// The entity's name: `<camera> <label>` (`<camera> <label> score`).
     pub name: String,
     /// What created the entity.
     pub origin: DiscoveryOrigin,
@@ -226,6 +244,15 @@ pub struct DiscoveryConfig {
     pub payload_available: Availability,
     /// `offline`.
     pub payload_not_available: Availability,
+}
+
+/// The config of one label's binary sensor, retained on
+/// `<discovery_prefix>/binary_sensor/<node>/<camera>_<label>/config`: what
+/// Home Assistant needs to create the entity and keep it across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiscoveryConfig {
+    #[serde(flatten)]
+    pub entity: DiscoveryEntity,
     /// `OFF`.
     pub payload_off: Switch,
     /// `ON`.
@@ -236,6 +263,25 @@ pub struct DiscoveryConfig {
     pub state_topic: String,
     /// `edgeclip_<node>_<camera>_<label>`, each part a slug (`[a-z0-9_]`).
     pub unique_id: String,
+}
+
+/// The config of one label's score sensor (`homeassistant.score_sensors`),
+/// retained on `<discovery_prefix>/sensor/<node>/<camera>_<label>_score/config`:
+/// a number from the camera's scores topic.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoreSensorConfig {
+    #[serde(flatten)]
+    pub entity: DiscoveryEntity,
+    /// The QoS Home Assistant subscribes with: 0, as the scores are sent.
+    pub qos: u8,
+    /// `measurement`: Home Assistant keeps statistics of it.
+    pub state_class: String,
+    /// The camera's scores topic.
+    pub state_topic: String,
+    /// `edgeclip_<node>_<camera>_<label>_score`, each part a slug.
+    pub unique_id: String,
+    /// Picks the label's score out of the scores message.
+    pub value_template: String,
 }
 
 /// The device of a discovery config: one per node.

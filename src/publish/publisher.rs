@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use super::discovery::Discovery;
 use super::mqtt::{Message, MqttClient};
-use super::payloads::{to_json, EventEndReason, EventPayload, Stats, Switch, Timestamp, CLEARED};
+use super::payloads::{to_json, EventEndReason, EventPayload, ScoresPayload, Stats, Switch, Timestamp, CLEARED};
 use super::topics::Topics;
 use crate::pipeline::detect::{EndReason, Event, EventKind};
 
@@ -143,6 +143,9 @@ impl Publisher {
             mqtt.publish(Message::retained(self.topics.snapshot(camera, removed), CLEARED.to_vec()));
             if let Some(d) = &self.discovery {
                 mqtt.publish(Message::retained(d.config_topic(camera, removed), CLEARED.to_vec()));
+                if d.score_sensors {
+                    mqtt.publish(Message::retained(d.score_config_topic(camera, removed), CLEARED.to_vec()));
+                }
             }
         }
         self.discovery_for(mqtt, camera, new.iter().copied());
@@ -154,6 +157,10 @@ impl Publisher {
         let Some(d) = &self.discovery else { return };
         for label in labels {
             mqtt.publish(Message::retained(d.config_topic(camera, label), to_json(&d.binary_sensor(camera, label))));
+            if d.score_sensors {
+                let config = to_json(&d.score_sensor(camera, label));
+                mqtt.publish(Message::retained(d.score_config_topic(camera, label), config));
+            }
         }
     }
 
@@ -168,6 +175,12 @@ impl Publisher {
     /// The camera's enabled state (retained).
     pub fn enabled(&self, mqtt: &MqttClient, camera: &str, enabled: bool) {
         mqtt.publish(Message::retained(self.topics.enabled(camera), Switch::from(enabled).payload().to_vec()));
+    }
+
+    /// A camera's live scores: QoS 0, not retained, only the newest kept
+    /// while the broker is away (the next one replaces a lost one).
+    pub fn scores(&self, mqtt: &MqttClient, scores: &ScoresPayload) {
+        mqtt.publish(Message::latest(self.topics.scores(&scores.camera), to_json(scores)));
     }
 
     /// The stats message (QoS 0, only the newest kept while waiting).

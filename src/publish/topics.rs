@@ -6,6 +6,7 @@
 //! <prefix>/<node>/<camera>/events              JSON per event (start, end)
 //! <prefix>/<node>/<camera>/<label>/state       ON | OFF, retained
 //! <prefix>/<node>/<camera>/<label>/snapshot    JPEG of the frame that started the event, retained
+//! <prefix>/<node>/<camera>/scores              JSON: every label's last score, at most every scores_interval_s
 //! <prefix>/<node>/<camera>/enabled             ON | OFF, retained
 //! <prefix>/<node>/<camera>/enabled/set         command: ON | OFF
 //! <prefix>/<node>/<camera>/labels/set          command: a labels file's text
@@ -45,6 +46,10 @@ impl Topics {
 
     pub fn snapshot(&self, camera: &str, label: &str) -> String {
         format!("{}/{camera}/{label}/snapshot", self.base)
+    }
+
+    pub fn scores(&self, camera: &str) -> String {
+        format!("{}/{camera}/scores", self.base)
     }
 
     pub fn enabled(&self, camera: &str) -> String {

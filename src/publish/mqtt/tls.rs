@@ -152,6 +152,7 @@ mod tests {
             keepalive: Duration::from_secs(30),
             offline_queue: 10,
             stats_interval: Duration::from_secs(60),
+            scores_interval: None,
         };
         let Err(e) = MqttClient::start(&config, "a".into(), vec![]) else { panic!("started without TLS") };
         assert!(
