@@ -22,6 +22,7 @@ use crate::support::timing::patience;
 
 fn event(kind: EventKind, label: &str) -> Event {
     Event {
+        zone: None,
         kind,
         label: label.to_string(),
         score: 0.9,
@@ -283,11 +284,18 @@ mod pipeline {
                 max_fps: None,
             },
             input: Some(input),
+            zones: vec![edgeclip::config::ZoneConfig {
+                name: None,
+                rect: edgeclip::pipeline::zone::Rect::WHOLE,
+                labels: "labels.txt".into(),
+                threshold: 0.5,
+            }],
             scores_interval: None,
             out: tx,
         };
         let camera =
-            Camera::start("demo", spec.open_lazy().unwrap(), spec.to_string(), true, labels, setup, true).unwrap();
+            Camera::start("demo", spec.open_lazy().unwrap(), spec.to_string(), true, vec![labels], setup, true)
+                .unwrap();
         let mut events = Vec::new();
         loop {
             match rx.recv_timeout(patience(Duration::from_secs(120))).expect("the camera finishes the clip") {

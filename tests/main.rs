@@ -36,3 +36,4 @@ mod preprocess;
 mod text_encoder;
 mod tokenize;
 mod v4l2;
+mod zones;

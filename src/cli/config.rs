@@ -26,7 +26,7 @@ pub struct CheckConfigArgs {
 
 /// `edgeclip check-config`: validates a configuration file, the model
 /// bundle it names (its manifest and files, with their sums) and every
-/// camera's labels file, and summarizes what the daemon would run; the
+/// camera's (and zone's) labels file, and summarizes what the daemon would run; the
 /// error names the file, line and key.
 pub fn check_config(args: &CheckConfigArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let path = &args.file;
@@ -36,9 +36,15 @@ pub fn check_config(args: &CheckConfigArgs, out: &mut dyn Write) -> anyhow::Resu
             .with_context(|| format!("model.path '{}'", config.model.path.display()))?;
         let options = LabelOptions { cache_dir: None, encoder: EncoderOptions::default(), templates: None };
         for c in &config.cameras {
-            let labels = crate::labels::file::read(&c.labels).with_context(|| format!("camera '{}'", c.name))?;
-            check_for_camera(&LabelsOrigin::File(c.labels.clone()), &labels, &bundle.label_templates, &options)
-                .with_context(|| format!("camera '{}'", c.name))?;
+            for zone in &c.zones {
+                let place = match &zone.name {
+                    Some(z) => format!("camera '{}', zone '{z}'", c.name),
+                    None => format!("camera '{}'", c.name),
+                };
+                let labels = crate::labels::file::read(&zone.labels).with_context(|| place.clone())?;
+                check_for_camera(&LabelsOrigin::File(zone.labels.clone()), &labels, &bundle.label_templates, &options)
+                    .with_context(|| place)?;
+            }
         }
     }
     let broker = match &config.mqtt.broker {
@@ -63,6 +69,20 @@ pub fn check_config(args: &CheckConfigArgs, out: &mut dyn Write) -> anyhow::Resu
         let rate = c.max_fps.map_or("every frame".to_string(), |f| format!("at most {f} inferences/s"));
         let state = if c.enabled { "" } else { " (disabled)" };
         writeln!(out, "  camera    {}{state}: {}, labels {}, {rate}, {motion}", c.name, c.source, c.labels.display())?;
+        for zone in c.zones.iter().filter(|z| z.name.is_some()) {
+            let r = zone.rect;
+            writeln!(
+                out,
+                "    zone    {}: [{}, {}, {}, {}], labels {}, threshold {}",
+                zone.name.as_deref().unwrap_or_default(),
+                r.x0,
+                r.y0,
+                r.x1,
+                r.y1,
+                zone.labels.display(),
+                zone.threshold
+            )?;
+        }
     }
     Ok(())
 }

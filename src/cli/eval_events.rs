@@ -1,6 +1,7 @@
 //! `edgeclip eval-events`: a recording through exactly the daemon's
-//! pipeline for one camera of a configuration (its labels, thresholds,
-//! detector, motion gate and `max_fps`), its events scored against the
+//! pipeline for one camera of a configuration (its zones, labels,
+//! thresholds, detector, motion gate and `max_fps`), its events scored
+//! against the
 //! recording's ground truth (see [`crate::eval`]), as a table or one JSON
 //! object.
 
@@ -22,7 +23,7 @@ use crate::labels::resolve::LabelOptions;
 use crate::model::bundle::Bundle;
 use crate::model::encode::{EncoderOptions, ImageEncoder};
 use crate::pipeline::classify::Classifier;
-use crate::pipeline::inference::{Inference, InferenceOptions};
+use crate::pipeline::inference::{Inference, InferenceOptions, ZoneSetup};
 
 /// `edgeclip eval-events`' arguments.
 #[derive(clap::Args, Debug, Clone)]
@@ -88,15 +89,24 @@ pub fn eval_events(args: &EvalEventsArgs, out: &mut dyn Write) -> anyhow::Result
     let encoder = Arc::new(ImageEncoder::load(&bundle, &encoder_options)?);
     let cache_dir = std::env::var_os("EDGECLIP_CACHE_DIR").map(PathBuf::from).unwrap_or(config.model.cache_dir.clone());
     let label_options = LabelOptions { cache_dir: Some(cache_dir), encoder: encoder_options, templates: None };
-    let text = crate::labels::file::read_text(&cam.labels)?;
-    let (labels, _) =
-        CameraLabels::load(&bundle, LabelsOrigin::File(cam.labels.clone()), &text, cam.threshold, &label_options)?;
-    let classifier = Classifier::new(&bundle, &encoder, labels.matcher.clone())?;
+    let mut zones = Vec::new();
+    for zone in &cam.zones {
+        let text = crate::labels::file::read_text(&zone.labels)?;
+        let origin = LabelsOrigin::File(zone.labels.clone());
+        let (labels, _) = CameraLabels::load(&bundle, origin, &text, zone.threshold, &label_options)?;
+        zones.push(ZoneSetup {
+            name: zone.name.clone(),
+            rect: zone.rect,
+            matcher: labels.matcher.clone(),
+            labels: labels.detector.clone(),
+        });
+    }
+    let classifier = Classifier::new(&bundle, &encoder, zones[0].matcher.clone())?;
     let options = InferenceOptions { detector: cam.detector, motion: cam.motion, max_fps: cam.max_fps };
     // No GPIO input: a recording has no sensor beside it.
-    let mut inference = Inference::new(classifier, labels.detector.clone(), options, None, bundle.image.size);
+    let mut inference = Inference::new(classifier, zones, options, None, bundle.image.size);
 
-    let (events, counts) = replay(&mut source, &mut inference, truth.fps, None)?;
+    let (events, counts) = replay(&mut source, &mut inference, truth.fps)?;
     let report = score(&truth, &events);
     if args.json {
         let json = JsonReport { camera: &cam.name, model: &bundle.name, frames: &counts, score: &report };

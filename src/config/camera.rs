@@ -1,5 +1,6 @@
-//! `[cameras.NAME]` and `[cameras.NAME.motion]`: each camera's source, labels,
-//! rate and motion gate; its detector and GPIO tables have their own modules.
+//! `[cameras.NAME]`, `[cameras.NAME.motion]` and `[cameras.NAME.zones.ZONE]`:
+//! each camera's source, labels, rate, motion gate and zones; its detector
+//! and GPIO tables have their own modules.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +16,17 @@ use crate::capture::SourceSpec;
 use crate::gpio::{InputConfig, OutputConfig};
 use crate::pipeline::detect::DetectorOptions;
 use crate::pipeline::motion::MotionOptions;
+use crate::pipeline::zone::Rect;
+
+/// A zone's side at least, as a fraction of the frame's: a twentieth of a
+/// 640×480 frame is 24 pixels, which the encoder would have to enlarge ten
+/// times to its 224; anything smaller holds nothing it can tell apart.
+const MIN_ZONE_SIDE: f64 = 0.05;
+/// Zones per camera at most: each one inferred costs an encoder run, so a
+/// frame with every zone changed costs this many.
+const MAX_ZONES: usize = 8;
+/// Names a zone cannot have: the camera's own topics at the zone's level.
+const RESERVED_ZONE_NAMES: [&str; 4] = ["enabled", "events", "labels", "scores"];
 
 /// Set to false to keep the camera configured but idle.
 const ENABLED: Key<bool> = Key { name: "enabled", default: true };
@@ -58,6 +70,18 @@ pub(super) struct RawCamera {
     detector: Option<RawDetector>,
     outputs: Option<Vec<Spanned<RawOutput>>>,
     input: Option<Spanned<RawInput>>,
+    zones: Option<BTreeMap<Spanned<String>, RawZone>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZone {
+    /// `[x0, y0, x1, y1]` in fractions of the frame; required.
+    rect: Option<Spanned<Vec<f64>>>,
+    /// Default: the camera's labels file.
+    labels: Option<Spanned<String>>,
+    /// Default: the camera's threshold.
+    threshold: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -86,6 +110,22 @@ pub struct CameraConfig {
     pub outputs: Vec<OutputConfig>,
     /// A GPIO line (a PIR sensor) that gates this camera's inference.
     pub input: Option<InputConfig>,
+    /// What is classified: the zones in name order, or without any, the
+    /// whole frame as one zone with no name.
+    pub zones: Vec<ZoneConfig>,
+}
+
+/// A part of a camera's frame classified on its own, with its own labels,
+/// detector and events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneConfig {
+    /// `None`: the whole frame of a camera without zones.
+    pub name: Option<String>,
+    pub rect: Rect,
+    /// Its labels file (the camera's unless it names its own).
+    pub labels: PathBuf,
+    /// A label's threshold when its line sets none.
+    pub threshold: f32,
 }
 
 /// Every `[cameras.NAME]` table, in name order; `detector` is the
@@ -154,6 +194,10 @@ fn parse_camera(
         Some(input) => Some(gpio::parse_input(cx, &key("input"), input, lines_used)?),
         None => None,
     };
+    let zones = match &raw.zones {
+        None => vec![ZoneConfig { name: None, rect: Rect::WHOLE, labels: labels.clone(), threshold }],
+        Some(zones) => parse_zones(cx, &key("zones"), zones, &labels, threshold)?,
+    };
     Ok(CameraConfig {
         name: camera,
         source,
@@ -165,7 +209,88 @@ fn parse_camera(
         detector,
         outputs,
         input,
+        zones,
     })
+}
+
+/// `[cameras.NAME.zones.*]` (`table`), with the camera's labels file and
+/// threshold as their defaults.
+fn parse_zones(
+    cx: &Ctx<'_>,
+    table: &str,
+    raw: &BTreeMap<Spanned<String>, RawZone>,
+    labels: &std::path::Path,
+    threshold: f32,
+) -> Result<Vec<ZoneConfig>, ConfigError> {
+    if raw.is_empty() {
+        return Err(cx.error(None, format!("key '{table}': no zone; add [{table}.NAME] with a rect, or remove it")));
+    }
+    if raw.len() > MAX_ZONES {
+        let (first, _) = raw.iter().next().expect("not empty");
+        return Err(cx.invalid(
+            table,
+            first,
+            format!("{} zones; a camera has at most {MAX_ZONES} (each changed zone costs an encoder run)", raw.len()),
+        ));
+    }
+    let mut zones = Vec::new();
+    for (name, zone) in raw {
+        let zone_name = cx.name(table, name)?;
+        let zone_table = format!("{table}.{zone_name}");
+        if RESERVED_ZONE_NAMES.contains(&zone_name.as_str()) {
+            return Err(cx.invalid(
+                table,
+                name,
+                format!(
+                    "a zone cannot be named '{zone_name}', a topic of the camera's own ({}); rename it",
+                    RESERVED_ZONE_NAMES.join(", ")
+                ),
+            ));
+        }
+        let rect_value = zone.rect.as_ref().ok_or_else(|| {
+            cx.error(
+                Some(name.span()),
+                format!("zone '{zone_name}' has no 'rect'; add rect = [x0, y0, x1, y1] (fractions of the frame) to [{zone_table}]"),
+            )
+        })?;
+        let rect = parse_rect(cx, &format!("{zone_table}.rect"), rect_value)?;
+        let labels = match &zone.labels {
+            Some(l) => cx.path_value(&format!("{zone_table}.labels"), l)?,
+            None => labels.to_path_buf(),
+        };
+        let threshold = match &zone.threshold {
+            Some(t) if (0.0..=1.0).contains(t.get_ref()) => *t.get_ref() as f32,
+            Some(t) => {
+                return Err(cx.invalid(
+                    &format!("{zone_table}.threshold"),
+                    t,
+                    format!("{} is out of range; accepted: 0 to 1", t.get_ref()),
+                ))
+            }
+            None => threshold,
+        };
+        zones.push(ZoneConfig { name: Some(zone_name), rect, labels, threshold });
+    }
+    Ok(zones)
+}
+
+/// A zone's `rect`: four fractions, left top to right bottom, each side at
+/// least [`MIN_ZONE_SIDE`].
+fn parse_rect(cx: &Ctx<'_>, key: &str, value: &Spanned<Vec<f64>>) -> Result<Rect, ConfigError> {
+    let accepted = format!(
+        "accepted: [x0, y0, x1, y1], fractions of the frame from its left top (0) to its right bottom (1), \
+         x0 < x1 and y0 < y1, each side at least {MIN_ZONE_SIDE}"
+    );
+    let v = value.get_ref();
+    let fits = v.len() == 4
+        && v.iter().all(|f| (0.0..=1.0).contains(f))
+        && v[2] - v[0] >= MIN_ZONE_SIDE
+        && v[3] - v[1] >= MIN_ZONE_SIDE;
+    if !fits {
+        let shown: Vec<String> = v.iter().map(|f| f.to_string()).collect();
+        return Err(cx.invalid(key, value, format!("[{}] is not a zone; {accepted}", shown.join(", "))));
+    }
+    Ok(Rect { x0: v[0] as f32, y0: v[1] as f32, x1: v[2] as f32, y1: v[3] as f32 })
 }
 
 /// The motion gate in `table` (`cameras.NAME.motion`); `None` when it is off.

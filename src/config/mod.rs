@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use camera::CameraConfig;
+pub use camera::{CameraConfig, ZoneConfig};
 pub use model::ModelConfig;
 pub use mqtt::{Broker, HomeAssistantConfig, MqttConfig};
 

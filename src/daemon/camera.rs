@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::camera_labels::CameraLabels;
 use crate::capture::slot::{Latest, TakeError};
 use crate::capture::{CaptureErrorKind, FrameSource, OwnedFrame, PixelFormat};
+use crate::config::ZoneConfig;
 use crate::gpio::input::InputGate;
 use crate::gpio::AnyInputPin;
 use crate::model::bundle::Bundle;
@@ -33,7 +34,8 @@ use crate::model::encode::ImageEncoder;
 use crate::pipeline::classify::Classifier;
 use crate::pipeline::convert::{Converter, RgbImage};
 use crate::pipeline::detect::{Event, EventKind};
-use crate::pipeline::inference::{Inference, InferenceOptions, Outcome, Step};
+use crate::pipeline::inference::{Inference, InferenceOptions, Outcome, Step, ZoneSetup};
+use crate::pipeline::zone::{outline, Rect};
 use crate::publish::payloads::{ScoresPayload, Timestamp};
 use crate::util::backoff::Backoff;
 use crate::util::log_limit::{also, LogLimit};
@@ -48,12 +50,20 @@ const POLL: Duration = Duration::from_millis(100);
 /// JPEG (YUYV, NV12...): a typical webcam setting, ~50 KB at 640×480.
 const SNAPSHOT_JPEG_QUALITY: u8 = 85;
 
+/// Snapshots of one frame, by zone (`None`: the whole frame).
+pub type Snapshots = Vec<(Option<String>, Arc<Vec<u8>>)>;
+
+/// The colour a zone is outlined in on its snapshots: yellow, which few
+/// scenes are, 4 pixels wide at any frame size up to 1080p.
+const ZONE_OUTLINE: [u8; 3] = [255, 220, 0];
+const ZONE_OUTLINE_PX: u32 = 4;
+
 /// What a camera's inference thread tells the main loop.
 #[derive(Debug)]
 pub enum CameraReport {
-    /// Events from one inferred frame. `snapshot` is that frame as JPEG
-    /// when one of the events is a start.
-    Events { camera: String, events: Vec<Event>, snapshot: Option<Arc<Vec<u8>>>, frame_time: SystemTime },
+    /// Events from one inferred frame. `snapshots` has that frame as JPEG
+    /// for each zone with a start among them.
+    Events { camera: String, events: Vec<Event>, snapshots: Snapshots, frame_time: SystemTime },
     /// Every label's score in an inferred frame, at most every
     /// `mqtt.scores_interval_s`.
     Scores(ScoresPayload),
@@ -69,11 +79,12 @@ pub struct CameraShared {
     pub source: String,
     pub enabled: AtomicBool,
     pub stop: AtomicBool,
-    labels: RwLock<Arc<CameraLabels>>,
+    /// Each zone's label set, in the configuration's zone order.
+    labels: Vec<RwLock<Arc<CameraLabels>>>,
     pub counters: CameraCounters,
     pub latencies: Mutex<Latencies>,
     pub slot: Latest<OwnedFrame>,
-    /// Labels in an event now, for stats.
+    /// Labels in an event now, for stats (`zone/label` in a zone).
     pub active: Mutex<Vec<String>>,
     /// When the inference thread last went round its loop (it does at least
     /// every 100 ms unless a frame is being inferred): the watchdog's sign
@@ -82,14 +93,20 @@ pub struct CameraShared {
 }
 
 impl CameraShared {
-    pub fn labels(&self) -> Arc<CameraLabels> {
-        self.labels.read().unwrap_or_else(|e| e.into_inner()).clone()
+    /// How many zones the camera has (1: the whole frame).
+    pub fn zone_count(&self) -> usize {
+        self.labels.len()
     }
 
-    /// Installs a new label set; the inference thread takes it before its
-    /// next frame. Returns the previous set.
-    pub fn set_labels(&self, labels: CameraLabels) -> Arc<CameraLabels> {
-        let mut slot = self.labels.write().unwrap_or_else(|e| e.into_inner());
+    /// Zone `zone`'s label set.
+    pub fn labels(&self, zone: usize) -> Arc<CameraLabels> {
+        self.labels[zone].read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Installs a new label set for zone `zone`; the inference thread takes
+    /// it before its next frame. Returns the previous set.
+    pub fn set_labels(&self, zone: usize, labels: CameraLabels) -> Arc<CameraLabels> {
+        let mut slot = self.labels[zone].write().unwrap_or_else(|e| e.into_inner());
         std::mem::replace(&mut *slot, Arc::new(labels))
     }
 }
@@ -99,6 +116,9 @@ pub struct InferenceSetup {
     pub bundle: Arc<Bundle>,
     pub encoder: Arc<ImageEncoder>,
     pub options: InferenceOptions,
+    /// The camera's zones (the whole frame when it has none), in the order
+    /// of its label sets.
+    pub zones: Vec<ZoneConfig>,
     /// A sensor line that gates inference (`[cameras.NAME.input]`).
     pub input: Option<InputGate<AnyInputPin>>,
     /// How often the live scores are reported at most; `None`: never.
@@ -121,7 +141,7 @@ impl Camera {
         source: Box<dyn FrameSource>,
         source_spec: String,
         enabled: bool,
-        labels: CameraLabels,
+        labels: Vec<CameraLabels>,
         setup: InferenceSetup,
         wait_for_inference: bool,
     ) -> anyhow::Result<Camera> {
@@ -130,7 +150,7 @@ impl Camera {
             source: source_spec,
             enabled: AtomicBool::new(enabled),
             stop: AtomicBool::new(false),
-            labels: RwLock::new(Arc::new(labels)),
+            labels: labels.into_iter().map(|l| RwLock::new(Arc::new(l))).collect(),
             counters: CameraCounters::default(),
             latencies: Mutex::new(Latencies::default()),
             slot: Latest::new(),
@@ -139,10 +159,22 @@ impl Camera {
         });
         // Built here, not in the thread, so that a model that cannot run
         // stops the start-up with its error.
-        let labels = shared.labels();
-        let classifier = Classifier::new(&setup.bundle, &setup.encoder, labels.matcher.clone())?;
-        let inference =
-            Inference::new(classifier, labels.detector.clone(), setup.options, setup.input, setup.bundle.image.size);
+        let zones: Vec<ZoneSetup> = setup
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(i, z)| {
+                let labels = shared.labels(i);
+                ZoneSetup {
+                    name: z.name.clone(),
+                    rect: z.rect,
+                    matcher: labels.matcher.clone(),
+                    labels: labels.detector.clone(),
+                }
+            })
+            .collect();
+        let classifier = Classifier::new(&setup.bundle, &setup.encoder, zones[0].matcher.clone())?;
+        let inference = Inference::new(classifier, zones, setup.options, setup.input, setup.bundle.image.size);
         let out = setup.out;
         let scores_interval = setup.scores_interval;
         {
@@ -257,8 +289,10 @@ fn inference_loop(
     mut inference: Inference,
     scores_interval: Option<Duration>,
 ) {
-    let mut labels = shared.labels();
-    let mut scores_sent: Option<Instant> = None;
+    let zone_count = shared.zone_count();
+    let mut labels: Vec<Arc<CameraLabels>> = (0..zone_count).map(|i| shared.labels(i)).collect();
+    let mut scores_sent: Vec<Option<Instant>> = vec![None; zone_count];
+    let rects: Vec<(Option<String>, Rect)> = inference.zones().map(|(n, r)| (n.map(String::from), *r)).collect();
     let mut full_size = Converter::new(None);
     let mut was_enabled = shared.enabled.load(Ordering::Relaxed);
     let mut events = Vec::new();
@@ -269,22 +303,26 @@ fn inference_loop(
     // waits, 100 ms doubling up to 2 s, until a frame decodes again.
     let mut undecodable_in_row = 0u32;
     let mut undecodable_pause = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-    let send = |events: &mut Vec<Event>, snapshot: Option<Arc<Vec<u8>>>, frame_time: SystemTime| {
+    let send = |events: &mut Vec<Event>, snapshots: Snapshots, frame_time: SystemTime| {
         if events.is_empty() {
             return;
         }
         let mut active = shared.active.lock().unwrap_or_else(|e| e.into_inner());
         for e in events.iter() {
+            let name = match &e.zone {
+                Some(zone) => format!("{zone}/{}", e.label),
+                None => e.label.clone(),
+            };
             match e.kind {
-                EventKind::Start => active.push(e.label.clone()),
-                EventKind::End => active.retain(|l| *l != e.label),
+                EventKind::Start => active.push(name),
+                EventKind::End => active.retain(|l| *l != name),
             }
         }
         drop(active);
         let _ = out.send(CameraReport::Events {
             camera: shared.name.clone(),
             events: std::mem::take(events),
-            snapshot,
+            snapshots,
             frame_time,
         });
     };
@@ -293,19 +331,21 @@ fn inference_loop(
         *shared.heartbeat.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         if shared.stop.load(Ordering::Relaxed) {
             inference.end_events(&mut events);
-            send(&mut events, None, SystemTime::now());
+            send(&mut events, Vec::new(), SystemTime::now());
             break false;
         }
-        let current = shared.labels();
-        if !Arc::ptr_eq(&current, &labels) {
-            inference.set_labels(current.matcher.clone(), current.detector.clone(), &mut events);
-            send(&mut events, None, SystemTime::now());
-            labels = current;
+        for (zone, labels) in labels.iter_mut().enumerate() {
+            let current = shared.labels(zone);
+            if !Arc::ptr_eq(&current, labels) {
+                inference.set_labels(zone, current.matcher.clone(), current.detector.clone(), &mut events);
+                send(&mut events, Vec::new(), SystemTime::now());
+                *labels = current;
+            }
         }
         let enabled = shared.enabled.load(Ordering::Relaxed);
         if was_enabled && !enabled {
             inference.end_events(&mut events);
-            send(&mut events, None, SystemTime::now());
+            send(&mut events, Vec::new(), SystemTime::now());
             inference.reset_motion();
         }
         was_enabled = enabled;
@@ -315,7 +355,7 @@ fn inference_loop(
             Err(TakeError::Timeout) => continue,
             Err(TakeError::Closed) => {
                 inference.end_events(&mut events);
-                send(&mut events, None, SystemTime::now());
+                send(&mut events, Vec::new(), SystemTime::now());
                 break true;
             }
         };
@@ -328,24 +368,28 @@ fn inference_loop(
                 }
                 count_step(shared, &frame, step, events.is_empty());
                 if let (Outcome::Inferred(_), Some(interval)) = (step.outcome, scores_interval) {
-                    if scores_sent.is_none_or(|t| t.elapsed() >= interval) {
-                        scores_sent = Some(Instant::now());
-                        let _ = out.send(CameraReport::Scores(scores_payload(
-                            &shared.name,
-                            &labels,
-                            inference.last_scores(),
-                            &frame,
-                        )));
+                    for (zone, scores) in inference.inferred_scores() {
+                        if scores_sent[zone].is_none_or(|t| t.elapsed() >= interval) {
+                            scores_sent[zone] = Some(Instant::now());
+                            let zone_name = rects[zone].0.as_deref();
+                            let payload = scores_payload(&shared.name, zone_name, &labels[zone], scores, &frame);
+                            let _ = out.send(CameraReport::Scores(payload));
+                        }
                     }
                 }
                 if !events.is_empty() {
-                    let snapshot = events
-                        .iter()
-                        .any(|e| e.kind == EventKind::Start)
-                        .then(|| snapshot_jpeg(&frame, &mut full_size))
-                        .flatten()
-                        .map(Arc::new);
-                    send(&mut events, snapshot, frame.timestamp);
+                    // A snapshot per zone with a start: the frame, with the
+                    // zone marked on it.
+                    let mut snapshots: Snapshots = Vec::new();
+                    for (name, rect) in &rects {
+                        let starts = events.iter().any(|e| e.kind == EventKind::Start && e.zone == *name);
+                        if starts {
+                            if let Some(jpeg) = snapshot_jpeg(&frame, &mut full_size, rect) {
+                                snapshots.push((name.clone(), Arc::new(jpeg)));
+                            }
+                        }
+                    }
+                    send(&mut events, snapshots, frame.timestamp);
                     let mut lat = shared.latencies.lock().unwrap_or_else(|e| e.into_inner());
                     lat.frame_to_publish.record(frame.arrived.elapsed());
                 }
@@ -374,13 +418,20 @@ fn inference_loop(
     let _ = out.send(CameraReport::Finished { camera: shared.name.clone(), source_ended });
 }
 
-/// The live scores of an inferred frame, by label name; thresholds for the
-/// labels that can fire.
-fn scores_payload(camera: &str, labels: &CameraLabels, scores: &[f32], frame: &OwnedFrame) -> ScoresPayload {
+/// The live scores of a zone of an inferred frame, by label name;
+/// thresholds for the labels that can fire.
+fn scores_payload(
+    camera: &str,
+    zone: Option<&str>,
+    labels: &CameraLabels,
+    scores: &[f32],
+    frame: &OwnedFrame,
+) -> ScoresPayload {
     let four_decimals = |x: f32| (f64::from(x) * 1e4).round() / 1e4;
     let names = labels.matcher.names();
     ScoresPayload {
         camera: camera.to_string(),
+        zone: zone.map(String::from),
         frame: frame.sequence,
         frame_time: Timestamp(frame.timestamp),
         scores: names.iter().cloned().zip(scores.iter().map(|&s| four_decimals(s))).collect(),
@@ -422,14 +473,18 @@ fn count_step(shared: &CameraShared, frame: &OwnedFrame, step: Step, no_events: 
     }
 }
 
-/// The frame as a JPEG for the snapshot topic: the camera's own JPEG when
-/// it sent one, else the frame converted at full size and encoded.
-fn snapshot_jpeg(frame: &OwnedFrame, full_size: &mut Converter) -> Option<Vec<u8>> {
-    if frame.format == PixelFormat::Mjpeg {
+/// The frame as a JPEG for the snapshot topic of zone `rect`: for the whole
+/// frame, the camera's own JPEG when it sent one; else the frame converted
+/// at full size, a zone outlined on it, and encoded.
+fn snapshot_jpeg(frame: &OwnedFrame, full_size: &mut Converter, rect: &Rect) -> Option<Vec<u8>> {
+    if frame.format == PixelFormat::Mjpeg && rect.is_whole() {
         return Some(frame.data.clone());
     }
     let mut rgb = RgbImage::new();
     let encoded = full_size.convert(&frame.as_frame(), &mut rgb).map_err(anyhow::Error::from).and_then(|()| {
+        if !rect.is_whole() {
+            outline(&mut rgb, rect, ZONE_OUTLINE_PX, ZONE_OUTLINE);
+        }
         let mut jpeg = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, SNAPSHOT_JPEG_QUALITY).encode(
             &rgb.data,

@@ -95,8 +95,15 @@ struct Managed {
     /// GPIO lines following this camera's events (driven from the main
     /// loop, which sees every event in order).
     gpio_outputs: Vec<EventOutput<AnyOutputPin>>,
-    watch: FileWatch,
+    /// Per zone, in the configuration's order, its labels file's watch and
+    /// loading state.
+    zones: Vec<ZoneLabels>,
     finished: bool,
+}
+
+/// A zone's label set as the main loop keeps it current.
+struct ZoneLabels {
+    watch: FileWatch,
     /// A label set being embedded now, and the newest request that came
     /// meanwhile (it starts when the current one is done; older ones are
     /// superseded).
@@ -104,9 +111,10 @@ struct Managed {
     next_load: Option<(LabelsOrigin, String)>,
 }
 
-/// A label set embedded on a worker thread.
+/// A label set embedded on a worker thread, for a camera's zone (its index).
 struct Loaded {
     camera: String,
+    zone: usize,
     result: anyhow::Result<(CameraLabels, ResolveReport)>,
 }
 
@@ -163,21 +171,30 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         config.cameras.len()
     );
 
-    // Every camera's labels before anything is published: a mistake in one
-    // stops the start with its file and line.
+    // Every camera's (and zone's) labels before anything is published: a
+    // mistake in one stops the start with its file and line.
     let mut initial = Vec::new();
     for cam in &config.cameras {
-        let (text, hash) = watch::read_with_hash(&cam.labels).with_context(|| format!("camera '{}'", cam.name))?;
-        let origin = LabelsOrigin::File(cam.labels.clone());
-        let (active, report) = CameraLabels::load(&bundle, origin, &text, cam.threshold, &label_options)
-            .with_context(|| format!("camera '{}'", cam.name))?;
-        let _span = camera_span(&cam.name).entered();
-        log_loaded(&active, &report);
-        initial.push((active, hash));
+        let mut zones = Vec::new();
+        for zone in &cam.zones {
+            let place = match &zone.name {
+                Some(z) => format!("camera '{}', zone '{z}'", cam.name),
+                None => format!("camera '{}'", cam.name),
+            };
+            let (text, hash) = watch::read_with_hash(&zone.labels).with_context(|| place.clone())?;
+            let origin = LabelsOrigin::File(zone.labels.clone());
+            let (active, report) =
+                CameraLabels::load(&bundle, origin, &text, zone.threshold, &label_options).with_context(|| place)?;
+            let _span = camera_span(&cam.name).entered();
+            log_loaded(zone.name.as_deref(), &active, &report);
+            zones.push((active, hash));
+        }
+        initial.push(zones);
     }
-    for ((cam, (outputs, _)), (active, _)) in config.cameras.iter().zip(&gpio).zip(&initial) {
+    for ((cam, (outputs, _)), zones) in config.cameras.iter().zip(&gpio).zip(&initial) {
         let _span = camera_span(&cam.name).entered();
-        warn_unfollowed_labels(outputs, active);
+        let sets: Vec<&CameraLabels> = zones.iter().map(|(active, _)| active).collect();
+        warn_unfollowed_labels(outputs, &sets);
     }
 
     // Runs until the process exits. With users, the daemon logs in to it as
@@ -235,8 +252,8 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
     };
     // `report_tx` lives as long as the main loop: cameras whose recordings
     // ended do not stop a daemon that still serves MQTT commands.
-    for ((cam, (active, hash)), lines) in config.cameras.iter().zip(initial).zip(gpio) {
-        daemon.start_camera(cam, active, hash, lines, &encoder, &report_tx)?;
+    for ((cam, zones), lines) in config.cameras.iter().zip(initial).zip(gpio) {
+        daemon.start_camera(cam, zones, lines, &encoder, &report_tx)?;
     }
 
     daemon.notifier.notify(&format!("READY=1\nSTATUS=running {} camera(s)", daemon.cameras.len()));
@@ -304,10 +321,12 @@ fn describe_labels(labels: &LabelFilter) -> String {
     }
 }
 
-/// Warns about output labels the camera's label set does not have (a typo,
-/// or a label since removed): such an output never goes active.
-fn warn_unfollowed_labels(outputs: &[EventOutput<AnyOutputPin>], active: &CameraLabels) {
-    let positive: Vec<&str> = active.positive_names().collect();
+/// Warns about output labels that none of the camera's label sets (one per
+/// zone) has (a typo, or a label since removed): such an output never goes
+/// active.
+fn warn_unfollowed_labels(outputs: &[EventOutput<AnyOutputPin>], sets: &[&CameraLabels]) {
+    let positive: Vec<&str> = sets.iter().flat_map(|s| s.positive_names()).collect();
+    let origins: Vec<String> = sets.iter().map(|s| s.origin.to_string()).collect();
     for output in outputs {
         let LabelFilter::Only(names) = &output.config().labels else { continue };
         for name in names.iter().filter(|n| !positive.contains(&n.as_str())) {
@@ -315,15 +334,16 @@ fn warn_unfollowed_labels(outputs: &[EventOutput<AnyOutputPin>], active: &Camera
                 "its GPIO output {} follows '{name}', which is not one of its labels that \
                  can fire ({}; a '!' label never does); it will not go active for it",
                 output.config().line,
-                active.origin
+                origins.join(", ")
             );
         }
     }
 }
 
-fn log_loaded(active: &CameraLabels, report: &ResolveReport) {
+fn log_loaded(zone: Option<&str>, active: &CameraLabels, report: &ResolveReport) {
     tracing::info!(
-        "{} labels from {} ({} from the bundle, {} from the cache, {} embedded now)",
+        "{}{} labels from {} ({} from the bundle, {} from the cache, {} embedded now)",
+        zone.map(|z| format!("zone '{z}': ")).unwrap_or_default(),
         active.detector.len(),
         active.origin,
         report.from_bundle,
@@ -336,8 +356,7 @@ impl Daemon {
     fn start_camera(
         &mut self,
         cam: &CameraConfig,
-        active: CameraLabels,
-        hash: [u8; 32],
+        zones: Vec<(CameraLabels, [u8; 32])>,
         (outputs, input): CameraGpio,
         encoder: &Arc<ImageEncoder>,
         out: &Sender<CameraReport>,
@@ -346,21 +365,27 @@ impl Daemon {
         // A recording without a frame rate is replayed as fast as it is
         // inferred, every frame of it.
         let wait_for_inference = matches!(&cam.source, SourceSpec::File(f) if f.fps.is_none());
-        let positive: Vec<String> = active.positive_names().map(String::from).collect();
+        let positive: Vec<Vec<String>> =
+            zones.iter().map(|(active, _)| active.positive_names().map(String::from).collect()).collect();
+        let (actives, hashes): (Vec<CameraLabels>, Vec<[u8; 32]>) = zones.into_iter().unzip();
         let setup = InferenceSetup {
             bundle: Arc::clone(&self.bundle),
             encoder: Arc::clone(encoder),
             options: InferenceOptions { detector: cam.detector, motion: cam.motion, max_fps: cam.max_fps },
+            zones: cam.zones.clone(),
             input,
             scores_interval: self.config.mqtt.scores_interval,
             out: out.clone(),
         };
         let camera =
-            Camera::start(&cam.name, source, cam.source.to_string(), cam.enabled, active, setup, wait_for_inference)?;
+            Camera::start(&cam.name, source, cam.source.to_string(), cam.enabled, actives, setup, wait_for_inference)?;
         let p = &self.publisher;
         p.enabled(&self.mqtt, &cam.name, cam.enabled);
-        p.all_off(&self.mqtt, &cam.name, positive.iter().map(String::as_str));
-        p.discovery_for(&self.mqtt, &cam.name, positive.iter().map(String::as_str));
+        for (zone, positive) in cam.zones.iter().zip(&positive) {
+            let z = zone.name.as_deref();
+            p.all_off(&self.mqtt, &cam.name, z, positive.iter().map(String::as_str));
+            p.discovery_for(&self.mqtt, &cam.name, z, positive.iter().map(String::as_str));
+        }
         camera_span(&cam.name)
             .in_scope(|| tracing::info!("{} ({})", cam.source, if cam.enabled { "enabled" } else { "disabled" }));
         self.cameras.insert(
@@ -369,10 +394,17 @@ impl Daemon {
                 config: cam.clone(),
                 camera,
                 gpio_outputs: outputs,
-                watch: FileWatch::new(cam.labels.clone(), hash),
+                zones: cam
+                    .zones
+                    .iter()
+                    .zip(hashes)
+                    .map(|(zone, hash)| ZoneLabels {
+                        watch: FileWatch::new(zone.labels.clone(), hash),
+                        loading: false,
+                        next_load: None,
+                    })
+                    .collect(),
                 finished: false,
-                loading: false,
-                next_load: None,
             },
         );
         Ok(())
@@ -463,10 +495,11 @@ impl Daemon {
     /// notes that its inference thread has ended.
     fn handle_camera_report(&mut self, report: CameraReport) {
         match report {
-            CameraReport::Events { camera, events, snapshot, frame_time } => {
+            CameraReport::Events { camera, events, snapshots, frame_time } => {
                 let _span = camera_span(&camera).entered();
                 for e in &events {
-                    self.publisher.event(&self.mqtt, &camera, e, snapshot.as_deref().map(Vec::as_slice), frame_time);
+                    let snapshot = snapshots.iter().find(|(zone, _)| *zone == e.zone).map(|(_, jpeg)| jpeg.as_slice());
+                    self.publisher.event(&self.mqtt, &camera, e, snapshot, frame_time);
                 }
                 if let Some(c) = self.cameras.get_mut(&camera) {
                     let now = Instant::now();
@@ -490,56 +523,73 @@ impl Daemon {
     fn poll_labels_files(&mut self, force: bool) {
         let mut requests = Vec::new();
         for (name, c) in &mut self.cameras {
-            match c.watch.poll(force) {
-                Some(Ok(text)) => requests.push((name.clone(), LabelsOrigin::File(c.watch.path.clone()), text)),
-                Some(Err(e)) => camera_span(name).in_scope(|| tracing::error!("{e}; keeping the current labels")),
-                None => {}
+            for (i, zone) in c.zones.iter_mut().enumerate() {
+                match zone.watch.poll(force) {
+                    Some(Ok(text)) => {
+                        requests.push((name.clone(), i, LabelsOrigin::File(zone.watch.path.clone()), text));
+                    }
+                    Some(Err(e)) => camera_span(name).in_scope(|| tracing::error!("{e}; keeping the current labels")),
+                    None => {}
+                }
             }
         }
-        for (camera, origin, text) in requests {
-            self.request_load(&camera, origin, text);
+        for (camera, zone, origin, text) in requests {
+            self.request_load(&camera, zone, origin, text);
         }
     }
 
-    /// Embeds a label set on a worker thread (one at a time per camera).
-    fn request_load(&mut self, camera: &str, origin: LabelsOrigin, text: String) {
+    /// Embeds a label set for a camera's zone on a worker thread (one at a
+    /// time per zone).
+    fn request_load(&mut self, camera: &str, zone: usize, origin: LabelsOrigin, text: String) {
         let Some(c) = self.cameras.get_mut(camera) else { return };
-        if c.loading {
-            c.next_load = Some((origin, text));
+        let z = &mut c.zones[zone];
+        if z.loading {
+            z.next_load = Some((origin, text));
             return;
         }
-        c.loading = true;
+        z.loading = true;
         let (bundle, options, tx) = (Arc::clone(&self.bundle), self.label_options.clone(), self.loaded_tx.clone());
-        let (name, threshold) = (camera.to_string(), c.config.threshold);
+        let (name, threshold) = (camera.to_string(), c.config.zones[zone].threshold);
         let spawned = std::thread::Builder::new().name(format!("labels-{camera}")).spawn(move || {
             let result = CameraLabels::load(&bundle, origin, &text, threshold, &options);
-            let _ = tx.send(Loaded { camera: name, result });
+            let _ = tx.send(Loaded { camera: name, zone, result });
         });
         if let Err(e) = spawned {
             camera_span(camera).in_scope(|| tracing::error!("cannot start loading labels: {e}"));
-            c.loading = false;
+            z.loading = false;
         }
     }
 
     fn apply_loaded(&mut self, loaded: Loaded) {
         let Some(c) = self.cameras.get_mut(&loaded.camera) else { return };
-        c.loading = false;
-        let next = c.next_load.take();
+        let z = &mut c.zones[loaded.zone];
+        z.loading = false;
+        let next = z.next_load.take();
+        let zone_name = c.config.zones[loaded.zone].name.clone();
         let span = camera_span(&loaded.camera).entered();
         match loaded.result {
             Ok((active, report)) => {
-                log_loaded(&active, &report);
-                warn_unfollowed_labels(&c.gpio_outputs, &active);
+                log_loaded(zone_name.as_deref(), &active, &report);
                 let new: Vec<String> = active.positive_names().map(String::from).collect();
-                let old = c.camera.shared.set_labels(active);
+                let old = c.camera.shared.set_labels(loaded.zone, active);
+                let sets: Vec<Arc<CameraLabels>> = (0..c.zones.len()).map(|i| c.camera.shared.labels(i)).collect();
+                warn_unfollowed_labels(&c.gpio_outputs, &sets.iter().map(Arc::as_ref).collect::<Vec<_>>());
                 let new_refs: Vec<&str> = new.iter().map(String::as_str).collect();
-                self.publisher.labels_changed(&self.mqtt, &loaded.camera, old.positive_names(), &new_refs);
+                self.publisher.labels_changed(
+                    &self.mqtt,
+                    &loaded.camera,
+                    zone_name.as_deref(),
+                    old.positive_names(),
+                    &new_refs,
+                );
             }
-            Err(e) => tracing::error!("{e:#}; keeping the labels from {}", c.camera.shared.labels().origin),
+            Err(e) => {
+                tracing::error!("{e:#}; keeping the labels from {}", c.camera.shared.labels(loaded.zone).origin)
+            }
         }
         drop(span);
         if let Some((origin, text)) = next {
-            self.request_load(&loaded.camera, origin, text);
+            self.request_load(&loaded.camera, loaded.zone, origin, text);
         }
     }
 
@@ -549,8 +599,15 @@ impl Daemon {
                 if msg.payload.trim_ascii().eq_ignore_ascii_case(b"online") {
                     tracing::info!("Home Assistant is online: publishing discovery again");
                     for (name, c) in &self.cameras {
-                        let labels = c.camera.shared.labels();
-                        self.publisher.discovery_for(&self.mqtt, name, labels.positive_names());
+                        for (i, zone) in c.config.zones.iter().enumerate() {
+                            let labels = c.camera.shared.labels(i);
+                            self.publisher.discovery_for(
+                                &self.mqtt,
+                                name,
+                                zone.name.as_deref(),
+                                labels.positive_names(),
+                            );
+                        }
                     }
                 }
                 return;
@@ -602,9 +659,21 @@ impl Daemon {
                 let Ok(text) = String::from_utf8(payload) else {
                     return Err("the labels are not UTF-8 text".to_string());
                 };
+                // The zones that read the camera's labels file take the new
+                // labels; a zone with a file of its own keeps it.
+                let c = &self.cameras[&camera];
+                let zones: Vec<usize> =
+                    (0..c.config.zones.len()).filter(|&i| c.config.zones[i].labels == c.config.labels).collect();
+                if zones.is_empty() {
+                    return Err(format!(
+                        "every zone of camera '{camera}' has a labels file of its own; edit those files instead"
+                    ));
+                }
                 let topic = self.publisher.topics.labels_set(&camera);
                 camera_span(&camera).in_scope(|| tracing::info!("new labels by MQTT command on '{topic}'"));
-                self.request_load(&camera, LabelsOrigin::Command(topic), text);
+                for zone in zones {
+                    self.request_load(&camera, zone, LabelsOrigin::Command(topic.clone()), text.clone());
+                }
             }
         }
         Ok(())

@@ -286,7 +286,9 @@ fn camera_stats(
     elapsed: Duration,
 ) -> CameraStats {
     let s = camera.shared;
-    let labels = s.labels();
+    let sets: Vec<_> = (0..s.zone_count()).map(|i| s.labels(i)).collect();
+    let mut origins: Vec<String> = sets.iter().map(|l| l.origin.to_string()).collect();
+    origins.dedup();
     let gpio = (!camera.outputs.is_empty() || camera.input.is_some()).then(|| GpioStats {
         input: camera.input.map(|i| GpioInputStats { errors: counts.input_errors, line: i.line.to_string() }),
         outputs: camera
@@ -314,8 +316,8 @@ fn camera_stats(
             source_errors: counts.source_errors,
         },
         gpio,
-        labels: labels.detector.len(),
-        labels_from: labels.origin.to_string(),
+        labels: sets.iter().map(|l| l.detector.len()).sum(),
+        labels_from: origins.join(", "),
         latency: s.latencies.lock().unwrap_or_else(|e| e.into_inner()).take_stats(),
         running: camera.running,
         source: s.source.clone(),

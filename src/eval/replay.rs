@@ -24,14 +24,13 @@ pub struct ReplayCounts {
     pub corrupt: u64,
 }
 
-/// Replays `source` to its end at `fps` through `inference`; `zone` is
-/// what its events are attributed to. Events still active at the end are
-/// ended at the last frame.
+/// Replays `source` to its end at `fps` through `inference`, each event in
+/// the zone it happened in. Events still active at the end are ended at the
+/// last frame.
 pub fn replay(
     source: &mut dyn FrameSource,
     inference: &mut Inference,
     fps: f64,
-    zone: Option<&str>,
 ) -> anyhow::Result<(Vec<ReplayEvent>, ReplayCounts)> {
     let origin = Instant::now();
     let mut counts = ReplayCounts::default();
@@ -62,36 +61,29 @@ pub fn replay(
             },
             Err(_) => counts.corrupt += 1,
         }
-        paired.take(&mut events, zone);
+        paired.take(&mut events);
     }
     // They end at the last frame stepped.
     inference.end_events(&mut events);
-    paired.take(&mut events, zone);
+    paired.take(&mut events);
     Ok((paired.done, counts))
 }
 
-/// Starts waiting for their ends, and the finished events.
+/// The finished events: each end names its start frame.
 #[derive(Default)]
 struct Pairs {
-    open: Vec<(String, u64)>,
     done: Vec<ReplayEvent>,
 }
 
 impl Pairs {
-    fn take(&mut self, events: &mut Vec<Event>, zone: Option<&str>) {
-        for e in events.drain(..) {
-            match e.kind {
-                EventKind::Start => self.open.push((e.label, e.start_frame)),
-                EventKind::End => {
-                    self.open.retain(|(label, _)| *label != e.label);
-                    self.done.push(ReplayEvent {
-                        zone: zone.map(String::from),
-                        label: e.label,
-                        start_frame: e.start_frame,
-                        end_frame: e.frame,
-                    });
-                }
-            }
+    fn take(&mut self, events: &mut Vec<Event>) {
+        for e in events.drain(..).filter(|e| e.kind == EventKind::End) {
+            self.done.push(ReplayEvent {
+                zone: e.zone,
+                label: e.label,
+                start_frame: e.start_frame,
+                end_frame: e.frame,
+            });
         }
     }
 }

@@ -54,6 +54,32 @@ impl Classifier {
 
     /// Classifies one frame, keeping the best `top_k` labels in the result.
     pub fn classify(&mut self, frame: RgbFrame<'_>, top_k: usize) -> Result<&Scores, ClassifyError> {
+        self.embed(frame)?;
+        let t = Instant::now();
+        self.matcher.score(&self.embedding, top_k, &mut self.scores);
+        self.times.matching = t.elapsed();
+        Ok(&self.scores)
+    }
+
+    /// Classifies one frame against another label set than the
+    /// classifier's own (a zone's), into `scores` (from `matcher`).
+    pub fn classify_into(
+        &mut self,
+        frame: RgbFrame<'_>,
+        top_k: usize,
+        matcher: &Matcher,
+        scores: &mut Scores,
+    ) -> Result<(), ClassifyError> {
+        self.embed(frame)?;
+        let t = Instant::now();
+        matcher.score(&self.embedding, top_k, scores);
+        self.times.matching = t.elapsed();
+        Ok(())
+    }
+
+    /// Preprocesses and encodes one frame into the normalized embedding,
+    /// timing both stages.
+    fn embed(&mut self, frame: RgbFrame<'_>) -> Result<(), ClassifyError> {
         let t0 = Instant::now();
         let preprocessor = &mut self.preprocessor;
         self.session.fill_input(|input| preprocessor.run(frame, input))?;
@@ -62,10 +88,8 @@ impl Classifier {
         self.embedding.copy_from_slice(raw);
         crate::pipeline::matcher::normalize(&mut self.embedding);
         let t2 = Instant::now();
-        self.matcher.score(&self.embedding, top_k, &mut self.scores);
-        let t3 = Instant::now();
-        self.times = StageTimes { preprocess: t1 - t0, encode: t2 - t1, matching: t3 - t2 };
-        Ok(&self.scores)
+        self.times = StageTimes { preprocess: t1 - t0, encode: t2 - t1, matching: Duration::ZERO };
+        Ok(())
     }
 
     pub fn scores(&self) -> &Scores {

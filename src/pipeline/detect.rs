@@ -103,6 +103,9 @@ pub enum EndReason {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub kind: EventKind,
+    /// The zone it happened in; `None`: the whole frame (a camera without
+    /// zones). The detector leaves it `None`; the camera's inference names it.
+    pub zone: Option<String>,
     pub label: String,
     /// The score of the frame that caused this event.
     pub score: f32,
@@ -224,6 +227,7 @@ impl Detector {
                     if let Some(reason) = reason {
                         events.push(Event {
                             kind: EventKind::End,
+                            zone: None,
                             label: t.label.name.clone(),
                             score,
                             peak: *peak,
@@ -272,6 +276,7 @@ impl Detector {
 fn start_event(label: &str, score: f32, frame: FrameInfo) -> Event {
     Event {
         kind: EventKind::Start,
+        zone: None,
         label: label.to_string(),
         score,
         peak: score,
@@ -287,6 +292,7 @@ fn end_active(t: &Tracked, reason: EndReason, frame: FrameInfo, events: &mut Vec
     if let State::Active { start_frame, started, since, peak, last_score, .. } = t.state {
         events.push(Event {
             kind: EventKind::End,
+            zone: None,
             label: t.label.name.clone(),
             score: last_score,
             peak,

@@ -1,15 +1,19 @@
 //! One camera's frames through the pipeline, one frame at a time.
 //!
 //! An [`Inference`] owns everything a camera's inference thread keeps from
-//! frame to frame: the converter and its RGB buffer, the motion gate, the
-//! sensor line that gates inference, the frame-rate cap, the classifier and
-//! the detector. [`Inference::step`] takes one frame through the gates
-//! (input line, `max_fps`, conversion, motion) and, if it passes them, the
-//! model and the detector; it says what happened to the frame and how long
-//! each stage took, and leaves counting and publishing to its caller.
+//! frame to frame: the converter and its RGB buffer, the sensor line that
+//! gates inference, the frame-rate cap, the classifier, and per zone
+//! ([`crate::pipeline::zone`]; the whole frame when the camera has none) its
+//! crop, motion gate, label set and detector. [`Inference::step`] takes one
+//! frame through the camera's gates (input line, `max_fps`, conversion) and
+//! then each zone through its motion gate and, if it passes, the model and
+//! its detector; it says what happened to the frame and how long each stage
+//! took (summed over the zones inferred), and leaves counting and publishing
+//! to its caller. The encoder runs once per zone whose picture changed: a
+//! still zone costs nothing.
 //!
-//! After the motion gate lets a changed frame through, the still frames
-//! that follow are inferred too until the detector has decided (see
+//! After a zone's motion gate lets a changed crop through, the still crops
+//! that follow are inferred too until its detector has decided (see
 //! [`Settling`]): a shape that appears and then stands still changes the
 //! picture once, and an event needs `start_frames` inferred frames in a row.
 //!
@@ -25,8 +29,9 @@ use std::time::{Duration, Instant, SystemTime};
 use super::classify::{Classifier, ClassifyError};
 use super::convert::{ConvertError, Converter, RgbImage};
 use super::detect::{Detector, DetectorLabel, DetectorOptions, Event, FrameInfo};
-use super::matcher::Matcher;
+use super::matcher::{Matcher, Scores};
 use super::motion::{MotionGate, MotionOptions, SettleState, Settling};
+use super::zone::{crop, min_frame_side, Rect};
 use crate::capture::OwnedFrame;
 use crate::gpio::input::{InputGate, InputState};
 use crate::gpio::AnyInputPin;
@@ -89,16 +94,48 @@ pub struct Step {
     pub input_unreadable: bool,
 }
 
+/// One zone as a camera's inference thread builds it: where it is and its
+/// labels.
+pub struct ZoneSetup {
+    /// `None`: the whole frame of a camera without zones.
+    pub name: Option<String>,
+    pub rect: Rect,
+    pub matcher: Arc<Matcher>,
+    pub labels: Vec<DetectorLabel>,
+}
+
+/// A zone's per-frame state: its crop, motion gate, labels and detector.
+struct Zone {
+    name: Option<String>,
+    rect: Rect,
+    /// The zone's pixels of the last frame (unused for the whole frame).
+    crop: RgbImage,
+    gate: Option<MotionGate>,
+    settle: SettleState,
+    matcher: Arc<Matcher>,
+    scores: Scores,
+    detector: Detector,
+    /// The model ran on this zone in the last step.
+    inferred: bool,
+}
+
+impl Zone {
+    /// Names the zone in the events added to `events` since index `from`.
+    fn tag(&self, events: &mut [Event], from: usize) {
+        for e in &mut events[from..] {
+            e.zone.clone_from(&self.name);
+        }
+    }
+}
+
 /// A camera's per-frame state: see the module documentation.
 pub struct Inference {
     classifier: Classifier,
-    detector: Detector,
     converter: Converter,
     rgb: RgbImage,
+    zones: Vec<Zone>,
     motion: Option<MotionOptions>,
-    gate: Option<MotionGate>,
     settling: Settling,
-    settle: SettleState,
     input: Option<InputGate<AnyInputPin>>,
     min_interval: Option<Duration>,
     last_inference: Option<Instant>,
@@ -107,24 +144,37 @@ pub struct Inference {
 }
 
 impl Inference {
-    /// `min_side` is the encoder's input size: frames are shrunk while their
-    /// shorter side stays at least that.
+    /// `encoder_size` is the encoder's input size: frames are shrunk while
+    /// the shorter side of their smallest zone stays at least that.
     pub fn new(
         classifier: Classifier,
-        labels: Vec<DetectorLabel>,
+        zones: Vec<ZoneSetup>,
         options: InferenceOptions,
         input: Option<InputGate<AnyInputPin>>,
-        min_side: u32,
+        encoder_size: u32,
     ) -> Inference {
+        let rects: Vec<Rect> = zones.iter().map(|z| z.rect).collect();
+        let zones = zones
+            .into_iter()
+            .map(|z| Zone {
+                name: z.name,
+                rect: z.rect,
+                crop: RgbImage::new(),
+                gate: options.motion.map(MotionGate::new),
+                settle: SettleState::default(),
+                scores: z.matcher.new_scores(),
+                matcher: z.matcher,
+                detector: Detector::new(z.labels, options.detector),
+                inferred: false,
+            })
+            .collect();
         Inference {
             classifier,
-            detector: Detector::new(labels, options.detector),
-            converter: Converter::new(Some(min_side)),
+            converter: Converter::new(Some(min_frame_side(encoder_size, &rects))),
             rgb: RgbImage::new(),
-            gate: options.motion.map(MotionGate::new),
+            zones,
             motion: options.motion,
             settling: Settling::for_runs(options.detector.start_frames, options.detector.end_frames),
-            settle: SettleState::default(),
             input,
             min_interval: options.max_fps.filter(|f| *f > 0.0).map(|f| Duration::from_secs_f64(1.0 / f)),
             last_inference: None,
@@ -132,12 +182,15 @@ impl Inference {
         }
     }
 
-    /// Takes one frame through the gates, the model and the detector; the
-    /// detector's events are added to `events`. `enabled`: the camera is
-    /// switched on (off, the frame is only noted). An error is a frame that
-    /// could not be decoded or run.
+    /// Takes one frame through the gates, the model and the detectors, zone
+    /// by zone; the detectors' events, each naming its zone, are added to
+    /// `events`. `enabled`: the camera is switched on (off, the frame is only
+    /// noted). An error is a frame that could not be decoded or run.
     pub fn step(&mut self, frame: &OwnedFrame, enabled: bool, events: &mut Vec<Event>) -> Result<Step, StepError> {
         self.last_id = frame.sequence;
+        for zone in &mut self.zones {
+            zone.inferred = false;
+        }
         if !enabled {
             return Ok(Step { outcome: Outcome::Disabled, input_unreadable: false });
         }
@@ -146,7 +199,7 @@ impl Inference {
         if let Some(input) = &mut self.input {
             let state = input.check(t0);
             input_unreadable = state == InputState::Unreadable;
-            if !state.open() && !self.detector.any_active() {
+            if !state.open() && !self.zones.iter().any(|z| z.detector.any_active()) {
                 return Ok(Step { outcome: Outcome::InputIdle, input_unreadable });
             }
         }
@@ -162,59 +215,102 @@ impl Inference {
         }
         self.converter.convert(&frame.as_frame(), &mut self.rgb)?;
         let t1 = Instant::now();
-        if let Some(gate) = &mut self.gate {
-            let decision = gate.check(&self.rgb, arrived);
-            if decision.infer() {
-                self.settle.passed(decision);
-            } else if self.settle.infer_still(self.settling, self.detector.undecided()) {
-                gate.inferred_anyway(&self.rgb, arrived);
+        let mut times = FrameTimes { decode: t1 - t0, ..FrameTimes::default() };
+        let mut any = false;
+        for zone in &mut self.zones {
+            let image = if zone.rect.is_whole() {
+                &self.rgb
             } else {
-                return step(Outcome::Still);
+                crop(&self.rgb, &zone.rect, &mut zone.crop);
+                &zone.crop
+            };
+            if let Some(gate) = &mut zone.gate {
+                let decision = gate.check(image, arrived);
+                if decision.infer() {
+                    zone.settle.passed(decision);
+                } else if zone.settle.infer_still(self.settling, zone.detector.undecided()) {
+                    gate.inferred_anyway(image, arrived);
+                } else {
+                    continue;
+                }
             }
+            self.classifier.classify_into(image.as_frame(), TOP_K, &zone.matcher, &mut zone.scores)?;
+            if tracing::enabled!(tracing::Level::TRACE) {
+                let names = zone.matcher.names();
+                let top: Vec<String> = zone
+                    .scores
+                    .top
+                    .iter()
+                    .take(3)
+                    .map(|s| format!("{} {:.3}", names[s.label], s.probability))
+                    .collect();
+                tracing::trace!("frame {} zone {:?}: {}", frame.sequence, zone.name, top.join(", "));
+            }
+            let from = events.len();
+            zone.detector.observe(frame_info(frame), &zone.scores.probability, events);
+            zone.tag(events, from);
+            zone.inferred = true;
+            any = true;
+            let stages = self.classifier.times;
+            times.preprocess += stages.preprocess;
+            times.encode += stages.encode;
+            times.matching += stages.matching;
         }
-        self.classifier.classify(self.rgb.as_frame(), TOP_K)?;
-        let scores = self.classifier.scores();
-        if tracing::enabled!(tracing::Level::TRACE) {
-            let names = self.classifier.matcher().names();
-            let top: Vec<String> =
-                scores.top.iter().take(3).map(|s| format!("{} {:.3}", names[s.label], s.probability)).collect();
-            tracing::trace!("frame {}: {}", frame.sequence, top.join(", "));
+        if !any {
+            return step(Outcome::Still);
         }
-        self.detector.observe(frame_info(frame), &scores.probability, events);
         self.last_inference = Some(arrived);
-        let times = self.classifier.times;
-        step(Outcome::Inferred(FrameTimes {
-            decode: t1 - t0,
-            preprocess: times.preprocess,
-            encode: times.encode,
-            matching: times.matching,
-        }))
+        step(Outcome::Inferred(times))
     }
 
-    /// Every label's score (softmax probability, in label order) in the
-    /// last inferred frame.
-    pub fn last_scores(&self) -> &[f32] {
-        &self.classifier.scores().probability
+    /// The zones, in order: their names (`None`: the whole frame) and
+    /// rectangles.
+    pub fn zones(&self) -> impl Iterator<Item = (Option<&str>, &Rect)> {
+        self.zones.iter().map(|z| (z.name.as_deref(), &z.rect))
     }
 
-    /// Matches the next frames against a new label set; events of labels
-    /// that are gone end now (into `events`).
-    pub fn set_labels(&mut self, matcher: Arc<Matcher>, labels: Vec<DetectorLabel>, events: &mut Vec<Event>) {
-        self.classifier.set_matcher(matcher);
-        self.detector.set_labels(labels, self.now(), events);
+    /// The zones the model ran on in the last step, by index, with every
+    /// label's score there (softmax probability, in label order).
+    pub fn inferred_scores(&self) -> impl Iterator<Item = (usize, &[f32])> {
+        self.zones.iter().enumerate().filter(|(_, z)| z.inferred).map(|(i, z)| (i, z.scores.probability.as_slice()))
     }
 
-    /// Ends every active event now (into `events`): the camera is stopping,
-    /// was switched off, or its source ended.
+    /// Matches zone `zone`'s next crops against a new label set; events of
+    /// labels that are gone end now (into `events`).
+    pub fn set_labels(
+        &mut self,
+        zone: usize,
+        matcher: Arc<Matcher>,
+        labels: Vec<DetectorLabel>,
+        events: &mut Vec<Event>,
+    ) {
+        let now = self.now();
+        let z = &mut self.zones[zone];
+        z.scores = matcher.new_scores();
+        z.matcher = matcher;
+        let from = events.len();
+        z.detector.set_labels(labels, now, events);
+        z.tag(events, from);
+    }
+
+    /// Ends every active event of every zone now (into `events`): the
+    /// camera is stopping, was switched off, or its source ended.
     pub fn end_events(&mut self, events: &mut Vec<Event>) {
-        self.detector.stop(self.now(), events);
+        let now = self.now();
+        for z in &mut self.zones {
+            let from = events.len();
+            z.detector.stop(now, events);
+            z.tag(events, from);
+        }
     }
 
-    /// Forgets the motion gate's reference frame: after a pause the scene has
-    /// changed, so the next frame is compared with what comes.
+    /// Forgets the motion gates' reference frames: after a pause the scene
+    /// has changed, so the next frame is compared with what comes.
     pub fn reset_motion(&mut self) {
-        self.gate = self.motion.map(MotionGate::new);
-        self.settle = SettleState::default();
+        for z in &mut self.zones {
+            z.gate = self.motion.map(MotionGate::new);
+            z.settle = SettleState::default();
+        }
     }
 
     /// A moment without a frame (stop, label change), for events that end then.

@@ -20,3 +20,4 @@ pub mod inference;
 pub mod jpeg;
 pub mod matcher;
 pub mod motion;
+pub mod zone;

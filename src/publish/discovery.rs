@@ -50,27 +50,44 @@ impl Discovery {
         format!("{}/status", self.prefix)
     }
 
-    /// The config topic of a camera's label.
-    pub fn config_topic(&self, camera: &str, label: &str) -> String {
-        format!("{}/binary_sensor/{}/{}_{}/config", self.prefix, slug(&self.node), slug(camera), slug(label))
+    /// `<camera>_<label>` or `<camera>_<zone>_<label>`, slugs: a label's part
+    /// of ids and topics.
+    fn object(camera: &str, zone: Option<&str>, label: &str) -> String {
+        match zone {
+            Some(zone) => format!("{}_{}_{}", slug(camera), slug(zone), slug(label)),
+            None => format!("{}_{}", slug(camera), slug(label)),
+        }
     }
 
-    /// The config topic of a camera's label's score sensor.
-    pub fn score_config_topic(&self, camera: &str, label: &str) -> String {
-        format!("{}/sensor/{}/{}_{}_score/config", self.prefix, slug(&self.node), slug(camera), slug(label))
+    /// `<camera> <label>` or `<camera> <zone> <label>`: a label's entity name.
+    fn entity_name(camera: &str, zone: Option<&str>, label: &str) -> String {
+        match zone {
+            Some(zone) => format!("{camera} {zone} {label}"),
+            None => format!("{camera} {label}"),
+        }
     }
 
-    /// The config payload of a camera's label's score sensor.
-    pub fn score_sensor(&self, camera: &str, label: &str) -> ScoreSensorConfig {
+    /// The config topic of a camera's (or zone's) label.
+    pub fn config_topic(&self, camera: &str, zone: Option<&str>, label: &str) -> String {
+        format!("{}/binary_sensor/{}/{}/config", self.prefix, slug(&self.node), Discovery::object(camera, zone, label))
+    }
+
+    /// The config topic of a camera's (or zone's) label's score sensor.
+    pub fn score_config_topic(&self, camera: &str, zone: Option<&str>, label: &str) -> String {
+        format!("{}/sensor/{}/{}_score/config", self.prefix, slug(&self.node), Discovery::object(camera, zone, label))
+    }
+
+    /// The config payload of a camera's (or zone's) label's score sensor.
+    pub fn score_sensor(&self, camera: &str, zone: Option<&str>, label: &str) -> ScoreSensorConfig {
         // The label's name as a JSON string inside the template: a quote or
         // a backslash in it stays part of the name.
         let key = serde_json::to_string(label).expect("a string serializes");
         ScoreSensorConfig {
-            entity: self.entity(format!("{camera} {label} score")),
+            entity: self.entity(format!("{} score", Discovery::entity_name(camera, zone, label))),
             qos: 0,
             state_class: "measurement".to_string(),
-            state_topic: self.topics.scores(camera),
-            unique_id: format!("edgeclip_{}_{}_{}_score", slug(&self.node), slug(camera), slug(label)),
+            state_topic: self.topics.scores(camera, zone),
+            unique_id: format!("edgeclip_{}_{}_score", slug(&self.node), Discovery::object(camera, zone, label)),
             value_template: format!("{{{{ value_json.scores[{key}] }}}}"),
         }
     }
@@ -97,15 +114,15 @@ impl Discovery {
         }
     }
 
-    /// The config payload of a camera's label sensor.
-    pub fn binary_sensor(&self, camera: &str, label: &str) -> DiscoveryConfig {
+    /// The config payload of a camera's (or zone's) label sensor.
+    pub fn binary_sensor(&self, camera: &str, zone: Option<&str>, label: &str) -> DiscoveryConfig {
         DiscoveryConfig {
-            entity: self.entity(format!("{camera} {label}")),
+            entity: self.entity(Discovery::entity_name(camera, zone, label)),
             payload_off: Switch::Off,
             payload_on: Switch::On,
             qos: 1,
-            state_topic: self.topics.state(camera, label),
-            unique_id: format!("edgeclip_{}_{}_{}", slug(&self.node), slug(camera), slug(label)),
+            state_topic: self.topics.state(camera, zone, label),
+            unique_id: format!("edgeclip_{}_{}", slug(&self.node), Discovery::object(camera, zone, label)),
         }
     }
 }
@@ -119,10 +136,11 @@ mod tests {
     fn a_label_sensor_has_what_home_assistant_requires() {
         let d = Discovery::new("homeassistant", "garage", "tiny-shapes", Topics::new("edgeclip", "garage"));
         assert_eq!(
-            d.config_topic("front", "Delivery van"),
+            d.config_topic("front", None, "Delivery van"),
             "homeassistant/binary_sensor/garage/front_delivery_van/config"
         );
-        let c: serde_json::Value = serde_json::from_slice(&to_json(&d.binary_sensor("front", "Delivery van"))).unwrap();
+        let c: serde_json::Value =
+            serde_json::from_slice(&to_json(&d.binary_sensor("front", None, "Delivery van"))).unwrap();
         assert_eq!(c["unique_id"], "edgeclip_garage_front_delivery_van");
         assert_eq!(c["state_topic"], "edgeclip/garage/front/Delivery van/state");
         assert_eq!((c["payload_on"].as_str(), c["payload_off"].as_str()), (Some("ON"), Some("OFF")));
@@ -130,17 +148,27 @@ mod tests {
         assert_eq!(c["device"]["identifiers"][0], "edgeclip_garage");
         assert_eq!(c["device"]["name"], "edgeclip garage");
         assert_eq!(d.status_topic(), "homeassistant/status");
+        // A zone's label: its own entity, topic and id.
+        assert_eq!(
+            d.config_topic("front", Some("Porch"), "Delivery van"),
+            "homeassistant/binary_sensor/garage/front_porch_delivery_van/config"
+        );
+        let c: serde_json::Value =
+            serde_json::from_slice(&to_json(&d.binary_sensor("front", Some("Porch"), "Delivery van"))).unwrap();
+        assert_eq!(c["unique_id"], "edgeclip_garage_front_porch_delivery_van");
+        assert_eq!(c["name"], "front Porch Delivery van");
+        assert_eq!(c["state_topic"], "edgeclip/garage/front/Porch/Delivery van/state");
     }
 
     #[test]
     fn a_score_sensor_reads_its_label_from_the_scores_topic() {
         let d = Discovery::new("homeassistant", "garage", "tiny-shapes", Topics::new("edgeclip", "garage"));
         assert_eq!(
-            d.score_config_topic("front", "Delivery van"),
+            d.score_config_topic("front", None, "Delivery van"),
             "homeassistant/sensor/garage/front_delivery_van_score/config"
         );
         let c: serde_json::Value =
-            serde_json::from_slice(&to_json(&d.score_sensor("front", "Delivery \"van\""))).unwrap();
+            serde_json::from_slice(&to_json(&d.score_sensor("front", None, "Delivery \"van\""))).unwrap();
         assert_eq!(c["unique_id"], "edgeclip_garage_front_delivery_van_score");
         assert_eq!(c["state_topic"], "edgeclip/garage/front/scores");
         assert_eq!(c["value_template"], r#"{{ value_json.scores["Delivery \"van\""] }}"#);
@@ -150,7 +178,7 @@ mod tests {
     #[test]
     fn a_label_sensor_serializes_exactly() {
         let d = Discovery::new("homeassistant", "garage", "tiny-shapes", Topics::new("edgeclip", "garage"));
-        let text = String::from_utf8(to_json(&d.binary_sensor("front", "Delivery van"))).unwrap();
+        let text = String::from_utf8(to_json(&d.binary_sensor("front", None, "Delivery van"))).unwrap();
         let expected = format!(
             concat!(
                 r#"{{"availability_topic":"edgeclip/garage/availability","#,

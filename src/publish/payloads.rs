@@ -171,7 +171,7 @@ impl From<EndReason> for EventEndReason {
 }
 
 /// One event on `<prefix>/<node>/<camera>/events` (QoS 1, not retained): a
-/// label's event started or ended.
+/// label's event started or ended, in the whole frame or in a zone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventPayload {
     /// The camera's name, as configured.
@@ -208,11 +208,15 @@ pub struct EventPayload {
     /// `start` or `end`.
     #[serde(rename = "type")]
     pub kind: EventType,
+    /// The zone it happened in; `None` (null): the whole frame of a camera
+    /// without zones.
+    pub zone: Option<String>,
 }
 
-/// A camera's live scores, at most every `mqtt.scores_interval_s` on
-/// `<prefix>/<node>/<camera>/scores`: what the model saw in the last
-/// inferred frame, so that a person can see how close each label is to its
+/// A camera's (or a zone's) live scores, at most every
+/// `mqtt.scores_interval_s` on `<prefix>/<node>/<camera>/scores` (or
+/// `<camera>/<zone>/scores`): what the model saw in the last inferred
+/// frame, so that a person can see how close each label is to its
 /// threshold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScoresPayload {
@@ -225,6 +229,8 @@ pub struct ScoresPayload {
     pub scores: BTreeMap<String, f64>,
     /// The threshold of every label that can fire, by label name.
     pub thresholds: BTreeMap<String, f64>,
+    /// The zone the scores are of; `None` (null): the whole frame.
+    pub zone: Option<String>,
 }
 
 /// What every discovery config of the node starts with: the entity's name,

@@ -66,12 +66,13 @@ impl Publisher {
             },
             score: score(e.score),
             snapshot_topic: match e.kind {
-                EventKind::Start => Some(self.topics.snapshot(camera, &e.label)),
+                EventKind::Start => Some(self.topics.snapshot(camera, e.zone.as_deref(), &e.label)),
                 EventKind::End => None,
             },
             start_frame: e.start_frame,
             start_time: Timestamp(e.started),
             kind: e.kind.into(),
+            zone: e.zone.clone(),
         }
     }
 
@@ -87,9 +88,10 @@ impl Publisher {
         frame_time: SystemTime,
     ) {
         let json = to_json(&self.event_payload(camera, e, frame_time));
+        let zone = e.zone.as_deref();
         if e.kind == EventKind::Start {
             if let Some(jpeg) = snapshot {
-                mqtt.publish(Message::retained(self.topics.snapshot(camera, &e.label), jpeg.to_vec()));
+                mqtt.publish(Message::retained(self.topics.snapshot(camera, zone, &e.label), jpeg.to_vec()));
             }
         }
         mqtt.publish(Message::event(self.topics.events(camera), json));
@@ -101,18 +103,23 @@ impl Publisher {
             (EventKind::End, Some(EndReason::LabelRemoved)) => CLEARED,
             (EventKind::End, _) => Switch::Off.payload(),
         };
-        mqtt.publish(Message::retained(self.topics.state(camera, &e.label), state.to_vec()));
+        mqtt.publish(Message::retained(self.topics.state(camera, zone, &e.label), state.to_vec()));
         if let Some(out) = &mut self.print {
+            // `camera/zone` for a zone's event.
+            let place = match zone {
+                Some(zone) => format!("{camera}/{zone}"),
+                None => camera.to_string(),
+            };
             let line = match e.kind {
                 EventKind::Start => format!(
-                    "{} {camera} start {} score {:.3} frame {}",
+                    "{} {place} start {} score {:.3} frame {}",
                     Timestamp(frame_time),
                     e.label,
                     e.score,
                     e.frame
                 ),
                 EventKind::End => format!(
-                    "{} {camera} end   {} after {:.1} s (frames {}-{}, peak {:.3}, {})",
+                    "{} {place} end   {} after {:.1} s (frames {}-{}, peak {:.3}, {})",
                     Timestamp(frame_time),
                     e.label,
                     e.duration.as_secs_f64(),
@@ -135,40 +142,54 @@ impl Publisher {
         &self,
         mqtt: &MqttClient,
         camera: &str,
+        zone: Option<&str>,
         old: impl Iterator<Item = &'a str>,
         new: &[&str],
     ) {
         for removed in old.filter(|o| !new.contains(o)) {
-            mqtt.publish(Message::retained(self.topics.state(camera, removed), CLEARED.to_vec()));
-            mqtt.publish(Message::retained(self.topics.snapshot(camera, removed), CLEARED.to_vec()));
+            mqtt.publish(Message::retained(self.topics.state(camera, zone, removed), CLEARED.to_vec()));
+            mqtt.publish(Message::retained(self.topics.snapshot(camera, zone, removed), CLEARED.to_vec()));
             if let Some(d) = &self.discovery {
-                mqtt.publish(Message::retained(d.config_topic(camera, removed), CLEARED.to_vec()));
+                mqtt.publish(Message::retained(d.config_topic(camera, zone, removed), CLEARED.to_vec()));
                 if d.score_sensors {
-                    mqtt.publish(Message::retained(d.score_config_topic(camera, removed), CLEARED.to_vec()));
+                    mqtt.publish(Message::retained(d.score_config_topic(camera, zone, removed), CLEARED.to_vec()));
                 }
             }
         }
-        self.discovery_for(mqtt, camera, new.iter().copied());
+        self.discovery_for(mqtt, camera, zone, new.iter().copied());
     }
 
     /// Discovery configs of `labels` (Home Assistant restarted, or they are
     /// new).
-    pub fn discovery_for<'a>(&self, mqtt: &MqttClient, camera: &str, labels: impl Iterator<Item = &'a str>) {
+    pub fn discovery_for<'a>(
+        &self,
+        mqtt: &MqttClient,
+        camera: &str,
+        zone: Option<&str>,
+        labels: impl Iterator<Item = &'a str>,
+    ) {
         let Some(d) = &self.discovery else { return };
         for label in labels {
-            mqtt.publish(Message::retained(d.config_topic(camera, label), to_json(&d.binary_sensor(camera, label))));
+            let config = to_json(&d.binary_sensor(camera, zone, label));
+            mqtt.publish(Message::retained(d.config_topic(camera, zone, label), config));
             if d.score_sensors {
-                let config = to_json(&d.score_sensor(camera, label));
-                mqtt.publish(Message::retained(d.score_config_topic(camera, label), config));
+                let config = to_json(&d.score_sensor(camera, zone, label));
+                mqtt.publish(Message::retained(d.score_config_topic(camera, zone, label), config));
             }
         }
     }
 
     /// `OFF` for every label of a camera (at start: nothing is active yet,
     /// whatever a previous run left retained).
-    pub fn all_off<'a>(&self, mqtt: &MqttClient, camera: &str, labels: impl Iterator<Item = &'a str>) {
+    pub fn all_off<'a>(
+        &self,
+        mqtt: &MqttClient,
+        camera: &str,
+        zone: Option<&str>,
+        labels: impl Iterator<Item = &'a str>,
+    ) {
         for label in labels {
-            mqtt.publish(Message::retained(self.topics.state(camera, label), Switch::Off.payload().to_vec()));
+            mqtt.publish(Message::retained(self.topics.state(camera, zone, label), Switch::Off.payload().to_vec()));
         }
     }
 
@@ -180,7 +201,7 @@ impl Publisher {
     /// A camera's live scores: QoS 0, not retained, only the newest kept
     /// while the broker is away (the next one replaces a lost one).
     pub fn scores(&self, mqtt: &MqttClient, scores: &ScoresPayload) {
-        mqtt.publish(Message::latest(self.topics.scores(&scores.camera), to_json(scores)));
+        mqtt.publish(Message::latest(self.topics.scores(&scores.camera, scores.zone.as_deref()), to_json(scores)));
     }
 
     /// The stats message (QoS 0, only the newest kept while waiting).
@@ -203,6 +224,7 @@ mod tests {
         let started = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
         let start = Event {
             kind: EventKind::Start,
+            zone: None,
             label: "delivery van".into(),
             score: 0.912_34,
             peak: 0.912_34,
@@ -259,7 +281,7 @@ mod tests {
                 r#"{"camera":"front","duration_s":0.0,"frame":41,"frame_time":"2023-11-14T22:13:20.123Z","#,
                 r#""label":"delivery van","model":"tiny-shapes","node":"garage","peak":0.9123,"score":0.9123,"#,
                 r#""snapshot_topic":"edgeclip/garage/front/delivery van/snapshot","start_frame":41,"#,
-                r#""start_time":"2023-11-14T22:13:20.123Z","type":"start"}"#
+                r#""start_time":"2023-11-14T22:13:20.123Z","type":"start","zone":null}"#
             )
         );
         assert_eq!(
@@ -267,7 +289,7 @@ mod tests {
             concat!(
                 r#"{"camera":"front","duration_s":2.9,"frame":70,"frame_time":"2023-11-14T22:13:23.023Z","#,
                 r#""label":"delivery van","model":"tiny-shapes","node":"garage","peak":0.9123,"reason":"gone","#,
-                r#""score":0.1,"start_frame":41,"start_time":"2023-11-14T22:13:20.123Z","type":"end"}"#
+                r#""score":0.1,"start_frame":41,"start_time":"2023-11-14T22:13:20.123Z","type":"end","zone":null}"#
             )
         );
     }

@@ -7,14 +7,16 @@
 //! <prefix>/<node>/<camera>/<label>/state       ON | OFF, retained
 //! <prefix>/<node>/<camera>/<label>/snapshot    JPEG of the frame that started the event, retained
 //! <prefix>/<node>/<camera>/scores              JSON: every label's last score, at most every scores_interval_s
+//! <prefix>/<node>/<camera>/<zone>/...          the same three for each zone of a camera with zones
 //! <prefix>/<node>/<camera>/enabled             ON | OFF, retained
 //! <prefix>/<node>/<camera>/enabled/set         command: ON | OFF
 //! <prefix>/<node>/<camera>/labels/set          command: a labels file's text
 //! ```
 //!
-//! Label names are used as written in the labels file (the parser refuses
-//! `/`, `+`, `#` and control characters, so a name is always one topic
-//! level); Home Assistant's ids use [`slug`]s of them.
+//! Label and zone names are used as written (the parsers refuse `/`, `+`,
+//! `#` and control characters, so a name is always one topic level); Home
+//! Assistant's ids use [`slug`]s of them. A zone's topics are one level
+//! deeper than the whole frame's, so they never meet a label's.
 
 /// Builds the topics of one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,16 +42,24 @@ impl Topics {
         format!("{}/{camera}/events", self.base)
     }
 
-    pub fn state(&self, camera: &str, label: &str) -> String {
-        format!("{}/{camera}/{label}/state", self.base)
+    /// `<prefix>/<node>/<camera>`, or `.../<camera>/<zone>` for a zone.
+    fn place(&self, camera: &str, zone: Option<&str>) -> String {
+        match zone {
+            Some(zone) => format!("{}/{camera}/{zone}", self.base),
+            None => format!("{}/{camera}", self.base),
+        }
     }
 
-    pub fn snapshot(&self, camera: &str, label: &str) -> String {
-        format!("{}/{camera}/{label}/snapshot", self.base)
+    pub fn state(&self, camera: &str, zone: Option<&str>, label: &str) -> String {
+        format!("{}/{label}/state", self.place(camera, zone))
     }
 
-    pub fn scores(&self, camera: &str) -> String {
-        format!("{}/{camera}/scores", self.base)
+    pub fn snapshot(&self, camera: &str, zone: Option<&str>, label: &str) -> String {
+        format!("{}/{label}/snapshot", self.place(camera, zone))
+    }
+
+    pub fn scores(&self, camera: &str, zone: Option<&str>) -> String {
+        format!("{}/scores", self.place(camera, zone))
     }
 
     pub fn enabled(&self, camera: &str) -> String {
@@ -118,7 +128,9 @@ mod tests {
     #[test]
     fn topics_and_commands() {
         let t = Topics::new("edgeclip", "garage");
-        assert_eq!(t.state("front", "delivery van"), "edgeclip/garage/front/delivery van/state");
+        assert_eq!(t.state("front", None, "delivery van"), "edgeclip/garage/front/delivery van/state");
+        assert_eq!(t.state("front", Some("porch"), "a van"), "edgeclip/garage/front/porch/a van/state");
+        assert_eq!(t.scores("front", Some("porch")), "edgeclip/garage/front/porch/scores");
         assert_eq!(t.availability(), "edgeclip/garage/availability");
         assert_eq!(
             t.parse_command("edgeclip/garage/front/labels/set"),
