@@ -257,8 +257,12 @@ mod pipeline {
         let encoder = Arc::new(ImageEncoder::load(&bundle, &encoder_options).unwrap());
         let labels_path = demo_model_dir().join("labels.txt");
         let text = std::fs::read_to_string(&labels_path).unwrap();
-        let options =
-            edgeclip::labels::resolve::LabelOptions { cache_dir: None, encoder: encoder_options, templates: None };
+        let options = edgeclip::labels::resolve::LabelOptions {
+            cache_dir: None,
+            encoder: encoder_options,
+            templates: None,
+            ..Default::default()
+        };
         let (labels, _) = CameraLabels::load(&bundle, LabelsOrigin::File(labels_path), &text, 0.5, &options).unwrap();
 
         let expected: Vec<Transaction> = script.iter().map(|s| Transaction::get(*s)).collect();
@@ -301,6 +305,7 @@ mod pipeline {
             match rx.recv_timeout(patience(Duration::from_secs(120))).expect("the camera finishes the clip") {
                 CameraReport::Events { events: mine, .. } => events.extend(mine),
                 CameraReport::Scores(_) => unreachable!("scores_interval is None"),
+                CameraReport::Example { .. } => unreachable!("no example was asked for"),
                 CameraReport::Finished { source_ended, .. } => {
                     assert!(source_ended);
                     break;

@@ -20,7 +20,12 @@ use crate::support::paths::{bundle_dir, copy_dir_to_temp, data_dir};
 use crate::support::process::{edgeclip_command, SpawnWatched};
 
 fn options(cache: Option<&Path>) -> LabelOptions {
-    LabelOptions { cache_dir: cache.map(Path::to_path_buf), encoder: EncoderOptions::default(), templates: None }
+    LabelOptions {
+        cache_dir: cache.map(Path::to_path_buf),
+        encoder: EncoderOptions::default(),
+        templates: None,
+        ..Default::default()
+    }
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {

@@ -23,6 +23,7 @@ mod demo_model;
 mod encoder;
 mod eval;
 mod eval_events;
+mod examples;
 mod faults;
 mod fold;
 mod gpio;

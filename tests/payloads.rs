@@ -251,8 +251,18 @@ fn run_everything() -> (Vec<Received>, BTreeSet<String>) {
     sub.wait_for(patience(Duration::from_secs(5)), "enabled ON again", |m| {
         count(m, "edgeclip/test/demo/enabled", b"ON") > before
     });
-    // Home Assistant's status: discovery again.
     let labels = std::fs::read_to_string(daemon.labels_file()).unwrap();
+    // example/set on a background label with an example folder (it never
+    // fires, so the events stay the clip's): the current frame is saved.
+    let folder = daemon.labels_file().with_file_name("background");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(daemon.labels_file(), format!("{labels}!background: a grey wall; image:background/\n")).unwrap();
+    daemon.wait_stderr(patience(Duration::from_secs(30)), "18 labels from");
+    sub.publish("edgeclip/test/demo/example/set", b"background", false);
+    sub.wait_for(patience(Duration::from_secs(15)), "the example saved", |m| {
+        m.iter().any(|r| r.topic == "edgeclip/test/demo/example")
+    });
+    // Home Assistant's status: discovery again.
     let visited: Vec<String> = truth_visits().into_iter().map(|v| v.0).collect();
     let kept = &visited[0];
     let kept_config = format!("homeassistant/binary_sensor/test/demo_{}/config", kept.replace('-', "_"));
@@ -261,8 +271,9 @@ fn run_everything() -> (Vec<Received>, BTreeSet<String>) {
     sub.wait_for(patience(Duration::from_secs(5)), "discovery again", |m| {
         m.iter().filter(|r| r.topic == kept_config).count() > before
     });
-    // labels/set without a label the clip never shows: its retained topics
-    // are deleted (empty payloads).
+    // labels/set (the demo labels, with no example folder: a command may
+    // not name files) without a label the clip never shows: its retained
+    // topics are deleted (empty payloads).
     let removed = positive_labels(&labels).into_iter().rfind(|l| !visited.contains(l)).unwrap();
     sub.publish("edgeclip/test/demo/labels/set", without_label(&labels, &removed).as_bytes(), false);
     let removed_config = format!("homeassistant/binary_sensor/test/demo_{}/config", removed.replace('-', "_"));

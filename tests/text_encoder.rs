@@ -78,7 +78,8 @@ fn label_ensembles_match_the_bundles_labels_emb() {
         let labels = read_labels(&bundle.labels_file).unwrap();
         assert_eq!(labels.len(), emb.labels.len());
         for label in &labels {
-            let got = EmbeddedLabel::compute(&encoder, label, &mut |_, _| {}).unwrap();
+            let got =
+                EmbeddedLabel::compute(Some(&encoder), None, label, Path::new("labels.txt"), &mut |_, _| {}).unwrap();
             let want = emb.labels.iter().find(|e| e.name == label.name).unwrap();
             assert_eq!(got.prompts, want.prompts);
             let norm: f32 = got.vector.iter().map(|v| v * v).sum::<f32>().sqrt();
@@ -96,7 +97,10 @@ fn truncated_prompts_are_reported() {
         .unwrap()
         .remove(0);
     let mut heard = Vec::new();
-    EmbeddedLabel::compute(&encoder, &label, &mut |l, p| heard.push((l.name.clone(), p.len()))).unwrap();
+    EmbeddedLabel::compute(Some(&encoder), None, &label, Path::new("labels.txt"), &mut |l, p| {
+        heard.push((l.name.clone(), p.len()))
+    })
+    .unwrap();
     assert_eq!(heard, vec![("long".to_string(), 179)]);
 }
 

@@ -58,7 +58,12 @@ pub(super) fn load_classifier(
     options: &EncoderOptions,
 ) -> anyhow::Result<(Bundle, Arc<Matcher>, Classifier)> {
     let (bundle, encoder) = model.load_image_encoder(options)?;
-    let label_options = LabelOptions { cache_dir: default_cache_dir(), encoder: options.clone(), templates: None };
+    let label_options = LabelOptions {
+        cache_dir: default_cache_dir(),
+        encoder: options.clone(),
+        templates: None,
+        ..Default::default()
+    };
     let (labels, report) = resolve_file(&bundle, labels, &label_options)?;
     tracing::info!(
         "labels: {} from the bundle, {} from the cache, {} embedded now{}",

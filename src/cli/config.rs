@@ -34,16 +34,20 @@ pub fn check_config(args: &CheckConfigArgs, out: &mut dyn Write) -> anyhow::Resu
     if !args.file_only {
         let bundle = Bundle::load(&config.model.path)
             .with_context(|| format!("model.path '{}'", config.model.path.display()))?;
-        let options = LabelOptions { cache_dir: None, encoder: EncoderOptions::default(), templates: None };
+        let options =
+            LabelOptions { cache_dir: None, encoder: EncoderOptions::default(), templates: None, ..Default::default() };
         for c in &config.cameras {
             for zone in &c.zones {
                 let place = match &zone.name {
                     Some(z) => format!("camera '{}', zone '{z}'", c.name),
                     None => format!("camera '{}'", c.name),
                 };
-                let labels = crate::labels::file::read(&zone.labels).with_context(|| place.clone())?;
+                let mut labels = crate::labels::file::read(&zone.labels).with_context(|| place.clone())?;
                 check_for_camera(&LabelsOrigin::File(zone.labels.clone()), &labels, &bundle.label_templates, &options)
-                    .with_context(|| place)?;
+                    .with_context(|| place.clone())?;
+                // Every example image is there and readable (decoding waits
+                // for the daemon's embedding).
+                crate::labels::examples::expand(&mut labels, &zone.labels, Some(zone.rect)).with_context(|| place)?;
             }
         }
     }

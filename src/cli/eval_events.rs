@@ -88,12 +88,19 @@ pub fn eval_events(args: &EvalEventsArgs, out: &mut dyn Write) -> anyhow::Result
         Bundle::load(&config.model.path).with_context(|| format!("model.path '{}'", config.model.path.display()))?;
     let encoder = Arc::new(ImageEncoder::load(&bundle, &encoder_options)?);
     let cache_dir = std::env::var_os("EDGECLIP_CACHE_DIR").map(PathBuf::from).unwrap_or(config.model.cache_dir.clone());
-    let label_options = LabelOptions { cache_dir: Some(cache_dir), encoder: encoder_options, templates: None };
+    let label_options = LabelOptions {
+        cache_dir: Some(cache_dir),
+        encoder: encoder_options,
+        templates: None,
+        zone: None,
+        image_encoder: Some(Arc::clone(&encoder)),
+    };
     let mut zones = Vec::new();
     for zone in &cam.zones {
         let text = crate::labels::file::read_text(&zone.labels)?;
         let origin = LabelsOrigin::File(zone.labels.clone());
-        let (labels, _) = CameraLabels::load(&bundle, origin, &text, zone.threshold, &label_options)?;
+        let options = LabelOptions { zone: Some(zone.rect), ..label_options.clone() };
+        let (labels, _) = CameraLabels::load(&bundle, origin, &text, zone.threshold, &options)?;
         zones.push(ZoneSetup {
             name: zone.name.clone(),
             rect: zone.rect,

@@ -61,7 +61,8 @@ pub fn info(args: &InfoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             writeln!(out, "  operators   {}", counts_line(&onnx_op_counts(&text.encoder.path)?))?;
         }
     }
-    let label_options = LabelOptions { cache_dir: None, encoder: args.model.encoder_options(), templates: None };
+    let label_options =
+        LabelOptions { cache_dir: None, encoder: args.model.encoder_options(), templates: None, ..Default::default() };
     match resolve_file(&bundle, None, &label_options) {
         Ok((labels, report)) if report.from_bundle == labels.len() => writeln!(
             out,

@@ -6,6 +6,7 @@
 //! - `info` ([`info`]): what a model bundle holds and how tract runs it here.
 //! - `bench` ([`bench`](mod@bench)): timings of preprocessing and the image encoder.
 //! - `embed-labels` ([`embed_labels`]): a labels file to a `labels.emb`.
+//! - `add-example` ([`add_example`]): a camera's current frame as a label's example image.
 //! - `capture` ([`capture`]): frames from a source written as image files.
 //! - `run` ([`run`](mod@run)): the daemon.
 //! - `check-config`, `print-config` ([`config`]): the daemon's configuration.
@@ -19,6 +20,7 @@
 //! are declared once ([`ModelArgs`]) and flattened where they are used.
 //! Errors carry the cause in one line; the binary prints them with `{:#}`.
 
+pub mod add_example;
 pub mod bench;
 pub mod capture;
 pub mod classify;
@@ -79,8 +81,10 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Time preprocessing of a 640x480 frame and the image encoder (JSON lines).
     Bench(bench::BenchArgs),
-    /// Embed a labels file with the bundle's text encoder and write a labels.emb.
+    /// Embed a labels file (its texts and example images) and write a labels.emb.
     EmbedLabels(embed_labels::EmbedLabelsArgs),
+    /// Ask the running daemon to save a camera's current frame as an example image of a label.
+    AddExample(add_example::AddExampleArgs),
     /// Write frames from a camera or a recording as image files, for checking a source.
     Capture(capture::CaptureArgs),
     /// Run the daemon: watch the configured cameras and publish detections over MQTT.
@@ -141,6 +145,7 @@ pub fn run(cli: Cli, init_logging: fn(&str), out: &mut dyn Write, err: &mut dyn 
         Command::Info(args) => info::info(args, out),
         Command::Bench(args) => bench::bench(args, out),
         Command::EmbedLabels(args) => embed_labels::embed_labels(args, out, err),
+        Command::AddExample(args) => add_example::add_example(args, out),
         Command::Capture(args) => capture::capture(args, out),
         Command::Run(_) => unreachable!("handled above"),
         Command::CheckConfig(args) => config::check_config(args, out),

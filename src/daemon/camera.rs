@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::camera_labels::CameraLabels;
+use super::examples::ExampleRequest;
 use crate::capture::slot::{Latest, TakeError};
 use crate::capture::{CaptureErrorKind, FrameSource, OwnedFrame, PixelFormat};
 use crate::config::ZoneConfig;
@@ -35,7 +36,7 @@ use crate::pipeline::classify::Classifier;
 use crate::pipeline::convert::{Converter, RgbImage};
 use crate::pipeline::detect::{Event, EventKind};
 use crate::pipeline::inference::{Inference, InferenceOptions, Outcome, Step, ZoneSetup};
-use crate::pipeline::zone::{outline, Rect};
+use crate::pipeline::zone::{crop, outline, Rect};
 use crate::publish::payloads::{ScoresPayload, Timestamp};
 use crate::util::backoff::Backoff;
 use crate::util::log_limit::{also, LogLimit};
@@ -67,6 +68,9 @@ pub enum CameraReport {
     /// Every label's score in an inferred frame, at most every
     /// `mqtt.scores_interval_s`.
     Scores(ScoresPayload),
+    /// The frame an [`ExampleRequest`] asked for, as a JPEG (or why there
+    /// is none).
+    Example { camera: String, id: u64, frame: u64, frame_time: SystemTime, jpeg: Result<Vec<u8>, String> },
     /// The inference thread has ended (stopped, or its source ended); its
     /// last events were sent before this.
     Finished { camera: String, source_ended: bool },
@@ -90,6 +94,8 @@ pub struct CameraShared {
     /// every 100 ms unless a frame is being inferred): the watchdog's sign
     /// of life.
     pub heartbeat: Mutex<Instant>,
+    /// An `example/set` command's request for the next frame.
+    pub example_request: Mutex<Option<ExampleRequest>>,
 }
 
 impl CameraShared {
@@ -156,6 +162,7 @@ impl Camera {
             slot: Latest::new(),
             active: Mutex::new(Vec::new()),
             heartbeat: Mutex::new(Instant::now()),
+            example_request: Mutex::new(None),
         });
         // Built here, not in the thread, so that a model that cannot run
         // stops the start-up with its error.
@@ -360,6 +367,16 @@ fn inference_loop(
             }
         };
         crate::util::fault::point("inference");
+        if let Some(request) = shared.example_request.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let rect = if request.whole_frame { Rect::WHOLE } else { rects[request.zone].1 };
+            let _ = out.send(CameraReport::Example {
+                camera: shared.name.clone(),
+                id: request.id,
+                frame: frame.sequence,
+                frame_time: frame.timestamp,
+                jpeg: example_jpeg(&frame, &mut full_size, &rect),
+            });
+        }
         match inference.step(&frame, enabled, &mut events) {
             Ok(step) => {
                 if undecodable_in_row > 0 {
@@ -471,6 +488,29 @@ fn count_step(shared: &CameraShared, frame: &OwnedFrame, step: Step, no_events: 
     if no_events {
         lat.frame_to_publish.record(frame.arrived.elapsed());
     }
+}
+
+/// Quality of an example image's JPEG: it is embedded again whenever the
+/// labels load, so it keeps nearly every detail (~3× a snapshot's bytes).
+const EXAMPLE_JPEG_QUALITY: u8 = 95;
+
+/// The part of the frame under `rect`, converted at full size, as a JPEG:
+/// an example image of what the zone shows.
+fn example_jpeg(frame: &OwnedFrame, full_size: &mut Converter, rect: &Rect) -> Result<Vec<u8>, String> {
+    let mut rgb = RgbImage::new();
+    full_size.convert(&frame.as_frame(), &mut rgb).map_err(|e| format!("frame {}: {e}", frame.sequence))?;
+    let mut cut = RgbImage::new();
+    let image = if rect.is_whole() {
+        &rgb
+    } else {
+        crop(&rgb, rect, &mut cut);
+        &cut
+    };
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, EXAMPLE_JPEG_QUALITY)
+        .encode(&image.data, image.width, image.height, image::ExtendedColorType::Rgb8)
+        .map_err(|e| format!("cannot encode frame {} as JPEG: {e}", frame.sequence))?;
+    Ok(jpeg)
 }
 
 /// The frame as a JPEG for the snapshot topic of zone `rect`: for the whole

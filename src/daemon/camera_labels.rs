@@ -128,6 +128,13 @@ pub fn check_for_camera(
         }
     }
     if let LabelsOrigin::Command(_) = origin {
+        if let Some(label) = labels.iter().find(|l| crate::labels::examples::has_examples(l)) {
+            anyhow::bail!(
+                "labels from {origin}: label '{}' (line {}) names example images; a command may not make the daemon read files, so they go in the camera's labels file, and the example/set command adds the current frame to a label's example folder",
+                label.name,
+                label.line
+            );
+        }
         let templates = options.templates.as_deref().unwrap_or(bundle_templates).len().max(1);
         let prompts: usize = labels.iter().map(|l| if l.explicit_prompts { l.prompts.len() } else { templates }).sum();
         if prompts > MAX_COMMAND_PROMPTS {
@@ -146,7 +153,8 @@ mod tests {
 
     fn check(origin: &LabelsOrigin, text: &str) -> Result<(), String> {
         let labels = file::parse(Path::new("labels.txt"), text).map_err(|e| e.to_string())?;
-        let options = LabelOptions { cache_dir: None, encoder: Default::default(), templates: None };
+        let options =
+            LabelOptions { cache_dir: None, encoder: Default::default(), templates: None, ..Default::default() };
         check_for_camera(origin, &labels, &["a photo of a {}.".to_string()], &options).map_err(|e| e.to_string())
     }
 
@@ -180,6 +188,14 @@ mod tests {
         let e = check(&command, &prompts(257)).unwrap_err();
         assert!(e.contains("257 prompts to embed; a command may ask for at most 256"), "{e}");
         assert_eq!(check(&file, &prompts(257)), Ok(()), "a file may take longer to embed");
+
+        // Example images are read from the board's files: a command may not name them.
+        let e = check(&command, "cat\nmy car: a car; image:/etc/edgeclip/cars/\n").unwrap_err();
+        assert!(
+            e.contains("label 'my car' (line 2) names example images; a command may not make the daemon read files"),
+            "{e}"
+        );
+        assert_eq!(check(&file, "cat\nmy car: a car; image:/etc/edgeclip/cars/\n"), Ok(()));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! - events from the inference threads become MQTT messages
 //!   ([`crate::publish::publisher`]);
-//! - command topics switch cameras on and off and replace their labels;
+//! - command topics switch cameras on and off, replace their labels, and
+//!   save the current frame as a label's example image ([`examples`]);
 //! - labels files are watched, and SIGHUP reloads them
 //!   ([`crate::labels::watch`]); a camera's labels become its matcher and
 //!   its detector's labels ([`camera_labels`]);
@@ -24,6 +25,7 @@
 
 pub mod camera;
 pub mod camera_labels;
+pub mod examples;
 pub mod notify;
 pub mod panics;
 pub mod signals;
@@ -50,7 +52,7 @@ use crate::model::encode::{EncoderOptions, ImageEncoder};
 use crate::pipeline::inference::InferenceOptions;
 use crate::publish::discovery::Discovery;
 use crate::publish::mqtt::{Incoming, MqttClient};
-use crate::publish::payloads::Switch;
+use crate::publish::payloads::{ExampleResultPayload, Switch};
 use crate::publish::publisher::Publisher;
 use crate::publish::topics::{CommandTopic, Topics};
 use camera_labels::{CameraLabels, LabelsOrigin, MAX_COMMAND_LABELS_BYTES};
@@ -58,6 +60,7 @@ use camera_labels::{CameraLabels, LabelsOrigin, MAX_COMMAND_LABELS_BYTES};
 use crate::util::log_limit::{also, LogLimit};
 use crate::util::untrusted::untrusted;
 use camera::{camera_span, Camera, CameraReport, InferenceSetup};
+use examples::{ExampleRequest, PendingExample};
 use stats::{CameraView, CommandCounts, StatsReporter};
 
 /// How long the main loop waits for an event before it does its periodic
@@ -134,6 +137,9 @@ struct Daemon {
     watchdog_fed: Instant,
     stalled: Option<String>,
     commands: CommandCounts,
+    /// `example/set` commands waiting for their camera's next frame.
+    pending_examples: Vec<PendingExample>,
+    next_example_id: u64,
     /// Refused commands, logged at a bounded rate.
     command_log: LogLimit,
 }
@@ -160,8 +166,13 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         Bundle::load(&config.model.path).with_context(|| format!("model.path '{}'", config.model.path.display()))?,
     );
     let encoder = Arc::new(ImageEncoder::load(&bundle, &encoder_options)?);
-    let label_options =
-        LabelOptions { cache_dir: Some(config.model.cache_dir.clone()), encoder: encoder_options, templates: None };
+    let label_options = LabelOptions {
+        cache_dir: Some(config.model.cache_dir.clone()),
+        encoder: encoder_options,
+        templates: None,
+        zone: None,
+        image_encoder: Some(Arc::clone(&encoder)),
+    };
     tracing::info!(
         "edgeclip {}: node '{}', model '{}' ({}), {} camera(s)",
         env!("CARGO_PKG_VERSION"),
@@ -183,8 +194,9 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
             };
             let (text, hash) = watch::read_with_hash(&zone.labels).with_context(|| place.clone())?;
             let origin = LabelsOrigin::File(zone.labels.clone());
+            let options = LabelOptions { zone: Some(zone.rect), ..label_options.clone() };
             let (active, report) =
-                CameraLabels::load(&bundle, origin, &text, zone.threshold, &label_options).with_context(|| place)?;
+                CameraLabels::load(&bundle, origin, &text, zone.threshold, &options).with_context(|| place)?;
             let _span = camera_span(&cam.name).entered();
             log_loaded(zone.name.as_deref(), &active, &report);
             zones.push((active, hash));
@@ -246,6 +258,8 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         watchdog_fed: Instant::now(),
         stalled: None,
         commands: CommandCounts::default(),
+        pending_examples: Vec::new(),
+        next_example_id: 0,
         // A person trying commands sees each of a few; a flood is counted.
         command_log: LogLimit::with_burst(5),
         config: config.clone(),
@@ -342,13 +356,17 @@ fn warn_unfollowed_labels(outputs: &[EventOutput<AnyOutputPin>], sets: &[&Camera
 
 fn log_loaded(zone: Option<&str>, active: &CameraLabels, report: &ResolveReport) {
     tracing::info!(
-        "{}{} labels from {} ({} from the bundle, {} from the cache, {} embedded now)",
+        "{}{} labels from {} ({} from the bundle, {} from the cache, {} embedded now){}",
         zone.map(|z| format!("zone '{z}': ")).unwrap_or_default(),
         active.detector.len(),
         active.origin,
         report.from_bundle,
         report.from_cache,
-        report.embedded
+        report.embedded,
+        match report.example_images {
+            0 => String::new(),
+            n => format!(", with {n} example images"),
+        }
     );
 }
 
@@ -451,6 +469,7 @@ impl Daemon {
                 next_poll = Instant::now() + watch::POLL_INTERVAL;
                 self.poll_labels_files(reload_all);
             }
+            self.expire_examples();
             if self.stats.since_last() >= self.config.mqtt.stats_interval {
                 self.publish_stats();
             }
@@ -509,6 +528,28 @@ impl Daemon {
                 }
             }
             CameraReport::Scores(scores) => self.publisher.scores(&self.mqtt, &scores),
+            CameraReport::Example { camera, id, frame, frame_time, jpeg } => {
+                let Some(ix) = self.pending_examples.iter().position(|p| p.id == id) else { return };
+                let pending = self.pending_examples.remove(ix);
+                let _span = camera_span(&camera).entered();
+                let saved = jpeg.and_then(|jpeg| examples::save(&pending.folder, &jpeg, frame_time, frame));
+                let result = match saved {
+                    Ok((path, count)) => {
+                        tracing::info!(
+                            "saved frame {frame} as example {count} of label '{}' in '{}'",
+                            pending.label,
+                            path.display()
+                        );
+                        self.reload_labels_file(&camera, &pending.labels_file);
+                        Ok((path, count))
+                    }
+                    Err(e) => {
+                        tracing::warn!("example/set for label '{}': {e}", pending.label);
+                        Err(e)
+                    }
+                };
+                self.publish_example_result(&pending.camera, pending.zone_name, &pending.label, result);
+            }
             CameraReport::Finished { camera, source_ended } => {
                 if let Some(c) = self.cameras.get_mut(&camera) {
                     c.finished = true;
@@ -548,7 +589,8 @@ impl Daemon {
             return;
         }
         z.loading = true;
-        let (bundle, options, tx) = (Arc::clone(&self.bundle), self.label_options.clone(), self.loaded_tx.clone());
+        let options = LabelOptions { zone: Some(c.config.zones[zone].rect), ..self.label_options.clone() };
+        let (bundle, tx) = (Arc::clone(&self.bundle), self.loaded_tx.clone());
         let (name, threshold) = (camera.to_string(), c.config.zones[zone].threshold);
         let spawned = std::thread::Builder::new().name(format!("labels-{camera}")).spawn(move || {
             let result = CameraLabels::load(&bundle, origin, &text, threshold, &options);
@@ -630,7 +672,9 @@ impl Daemon {
     /// Carries out one command, or says why not (for the log).
     fn command(&mut self, command: CommandTopic, payload: Vec<u8>) -> Result<(), String> {
         let camera = match &command {
-            CommandTopic::Enabled { camera } | CommandTopic::Labels { camera } => camera.clone(),
+            CommandTopic::Enabled { camera } | CommandTopic::Labels { camera } | CommandTopic::Example { camera } => {
+                camera.clone()
+            }
         };
         if !self.cameras.contains_key(&camera) {
             let names: Vec<&str> = self.cameras.keys().map(String::as_str).collect();
@@ -675,8 +719,133 @@ impl Daemon {
                     self.request_load(&camera, zone, LabelsOrigin::Command(topic.clone()), text.clone());
                 }
             }
+            CommandTopic::Example { .. } => {
+                let (zone, label) = examples::parse_payload(&payload)?;
+                if let Err(e) = self.request_example(&camera, zone.as_deref(), &label) {
+                    self.publish_example_result(&camera, zone, &label, Err(e.clone()));
+                    return Err(e);
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Asks camera `camera`'s inference thread for its next frame as an
+    /// example of `label` in `zone`, once the label's example folder is
+    /// known; the answer comes as [`CameraReport::Example`].
+    fn request_example(&mut self, camera: &str, zone: Option<&str>, label: &str) -> Result<(), String> {
+        let c = &self.cameras[camera];
+        let zone_names: Vec<&str> = c.config.zones.iter().filter_map(|z| z.name.as_deref()).collect();
+        let zone_ix = match zone {
+            None if zone_names.is_empty() => 0,
+            None => return Err(format!("camera '{camera}' has zones ({}): send ZONE/LABEL", zone_names.join(", "))),
+            Some(z) => c.config.zones.iter().position(|cz| cz.name.as_deref() == Some(z)).ok_or_else(|| {
+                if zone_names.is_empty() {
+                    format!("camera '{camera}' has no zones: send the label's name alone")
+                } else {
+                    format!("camera '{camera}' has no zone '{}' (zones: {})", untrusted(z), zone_names.join(", "))
+                }
+            })?,
+        };
+        let labels_file = match &c.camera.shared.labels(zone_ix).origin {
+            LabelsOrigin::File(path) => path.clone(),
+            LabelsOrigin::Command(topic) => {
+                return Err(format!(
+                    "the labels came by the command topic '{topic}'; examples go to the folders a labels file names, so load the file again first (SIGHUP)"
+                ))
+            }
+        };
+        let (folder, whole_frame) = examples::example_folder(&labels_file, label)?;
+        if !c.camera.shared.enabled.load(Ordering::Relaxed) {
+            // The frames still flow while a camera is off, but a person who
+            // switched it off may not expect it to be saved.
+            tracing::info!("example/set on camera '{camera}' while it is switched off");
+        }
+        let id = self.next_example_id;
+        self.next_example_id += 1;
+        *c.camera.shared.example_request.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(ExampleRequest { id, zone: zone_ix, whole_frame });
+        // A newer request for the camera replaces an older one, which then
+        // has no frame coming.
+        let superseded: Vec<PendingExample> = {
+            let (old, kept) = std::mem::take(&mut self.pending_examples).into_iter().partition(|p| p.camera == camera);
+            self.pending_examples = kept;
+            old
+        };
+        for p in superseded {
+            self.publish_example_result(
+                &p.camera,
+                p.zone_name,
+                &p.label,
+                Err("superseded by a newer example/set on the camera".into()),
+            );
+        }
+        self.pending_examples.push(PendingExample {
+            id,
+            camera: camera.to_string(),
+            zone: zone_ix,
+            zone_name: zone.map(String::from),
+            label: label.to_string(),
+            folder,
+            labels_file,
+            deadline: Instant::now() + examples::EXAMPLE_FRAME_WITHIN,
+        });
+        Ok(())
+    }
+
+    /// Fails the `example/set` commands whose camera sent no frame in time.
+    fn expire_examples(&mut self) {
+        let now = Instant::now();
+        let (late, waiting): (Vec<PendingExample>, Vec<PendingExample>) =
+            std::mem::take(&mut self.pending_examples).into_iter().partition(|p| now >= p.deadline);
+        self.pending_examples = waiting;
+        for p in late {
+            if let Some(c) = self.cameras.get(&p.camera) {
+                let mut request = c.camera.shared.example_request.lock().unwrap_or_else(|e| e.into_inner());
+                if request.is_some_and(|r| r.id == p.id) {
+                    *request = None;
+                }
+            }
+            let why = format!(
+                "no frame from camera '{}' within {} s; is its source delivering (see the stats topic)?",
+                p.camera,
+                examples::EXAMPLE_FRAME_WITHIN.as_secs()
+            );
+            camera_span(&p.camera).in_scope(|| tracing::warn!("example/set for label '{}': {why}", p.label));
+            self.publish_example_result(&p.camera, p.zone_name, &p.label, Err(why));
+        }
+    }
+
+    fn publish_example_result(
+        &self,
+        camera: &str,
+        zone: Option<String>,
+        label: &str,
+        result: Result<(std::path::PathBuf, usize), String>,
+    ) {
+        let (saved, examples, error) = match result {
+            Ok((path, count)) => (Some(path.display().to_string()), Some(count), None),
+            Err(e) => (None, None, Some(e)),
+        };
+        let payload =
+            ExampleResultPayload { camera: camera.to_string(), error, examples, label: label.to_string(), saved, zone };
+        self.publisher.example_result(&self.mqtt, &payload);
+    }
+
+    /// Loads again every zone of `camera` that reads `labels_file` (an
+    /// example image was added to one of its folders).
+    fn reload_labels_file(&mut self, camera: &str, labels_file: &std::path::Path) {
+        let Some(c) = self.cameras.get(camera) else { return };
+        let zones: Vec<usize> =
+            (0..c.config.zones.len()).filter(|&i| c.config.zones[i].labels == labels_file).collect();
+        match watch::read_with_hash(labels_file) {
+            Ok((text, _)) => {
+                for zone in zones {
+                    self.request_load(camera, zone, LabelsOrigin::File(labels_file.to_path_buf()), text.clone());
+                }
+            }
+            Err(e) => tracing::error!("{e}; the new example takes effect when the labels file loads again"),
+        }
     }
 
     fn publish_stats(&mut self) {

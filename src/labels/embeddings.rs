@@ -5,9 +5,9 @@
 use std::fs;
 use std::path::Path;
 
+use super::examples::{ExampleEmbedder, ExampleImage};
 use super::{Label, LabelsError};
 use crate::model::encode::text::{normalized, TextEncoder};
-use crate::model::encode::EncodeError;
 
 /// Magic bytes at the start of a `labels.emb` file.
 pub const EMB_MAGIC: &[u8; 8] = b"ECLIPEMB";
@@ -33,21 +33,47 @@ pub struct EmbeddedLabel {
 }
 
 impl EmbeddedLabel {
-    /// A label's vector from the text encoder: the normalized mean of its
-    /// prompts' normalized embeddings (a prompt ensemble). `on_truncated`
-    /// hears of every prompt cut to the encoder's context.
+    /// A label's vector: the normalized mean of its prompts' normalized
+    /// embeddings (a prompt ensemble), text prompts by the text encoder and
+    /// expanded example images ([`super::examples::expand`]) by `images`.
+    /// `on_truncated` hears of every text prompt cut to the encoder's
+    /// context; `labels_path` is named in errors.
     pub fn compute(
-        encoder: &TextEncoder,
+        text: Option<&TextEncoder>,
+        mut images: Option<&mut ExampleEmbedder>,
         label: &Label,
+        labels_path: &Path,
         on_truncated: &mut dyn FnMut(&Label, &str),
-    ) -> Result<EmbeddedLabel, EncodeError> {
-        let mut sum = vec![0.0f32; encoder.embedding_dim()];
+    ) -> Result<EmbeddedLabel, LabelsError> {
+        let error =
+            |message: String| LabelsError::Syntax { path: labels_path.to_path_buf(), line: label.line, message };
+        let mut sum: Vec<f32> = Vec::new();
         for prompt in &label.prompts {
-            let e = encoder.embed_prompt(prompt)?;
-            if e.truncated {
-                on_truncated(label, prompt);
+            let vector = match (ExampleImage::parse(prompt), &mut images, text) {
+                (Some(image), Some(images), _) => {
+                    images.embed(&image).map_err(|e| error(format!("label '{}': {e}", label.name)))?
+                }
+                (Some(_), None, _) => {
+                    return Err(error(format!("label '{}': example images need the image encoder", label.name)))
+                }
+                (None, _, Some(encoder)) => {
+                    let e = encoder.embed_prompt(prompt)?;
+                    if e.truncated {
+                        on_truncated(label, prompt);
+                    }
+                    e.vector
+                }
+                (None, _, None) => {
+                    return Err(error(format!(
+                        "label '{}': the prompt {prompt:?} needs a text encoder, and the bundle has none",
+                        label.name
+                    )))
+                }
+            };
+            if sum.is_empty() {
+                sum = vec![0.0; vector.len()];
             }
-            sum.iter_mut().zip(&e.vector).for_each(|(s, v)| *s += v);
+            sum.iter_mut().zip(&vector).for_each(|(s, v)| *s += v);
         }
         Ok(EmbeddedLabel { name: label.name.clone(), prompts: label.prompts.clone(), vector: normalized(&sum) })
     }

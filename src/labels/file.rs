@@ -97,6 +97,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Label>, LabelsError> {
                         format!("label '{name}' has {} prompts; at most {EMB_MAX_PROMPTS} are accepted", prompts.len()),
                     ));
                 }
+                if let Some(p) =
+                    prompts.iter().find(|p| super::examples::example_prompt(p).is_some_and(|(_, path)| path.is_empty()))
+                {
+                    return Err(syntax(
+                        line_no,
+                        format!("label '{name}': '{p}' names no image; write 'image:FILE-OR-FOLDER', relative to the labels file's folder"),
+                    ));
+                }
                 if prompts.iter().any(|p| p.is_empty()) {
                     return Err(syntax(
                         line_no,

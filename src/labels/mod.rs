@@ -1,7 +1,8 @@
 //! Labels: what the camera looks for, as text, and their text embeddings.
 //!
 //! A labels file is plain text, one label a line (see `models/FORMAT.md`):
-//! [`file`](mod@file) parses it. Its embeddings live in a `labels.emb` file that
+//! [`file`](mod@file) parses it. A label's prompts may also be example
+//! images ([`examples`]), embedded with the image encoder. Its embeddings live in a `labels.emb` file that
 //! records, for every label, the exact prompts that produced the vector and
 //! the sha256 of the text encoder that embedded them, so that a stale file is
 //! detected rather than silently matched ([`embeddings`]). [`resolve`]
@@ -12,6 +13,7 @@
 use std::path::PathBuf;
 
 pub mod embeddings;
+pub mod examples;
 pub mod file;
 pub mod resolve;
 pub mod watch;

@@ -12,20 +12,27 @@
 //!    whole set is cached (`<cache>/labels-<key>.emb`, the key a hash of the
 //!    text encoder and every name and prompt), so that the next start is
 //!    instant;
-//! 4. a bundle without a text encoder cannot embed: the error names the
-//!    label's line and the command that fixes it.
+//! 4. a bundle without a text encoder cannot embed text: the error names
+//!    the label's line and the command that fixes it.
+//!
+//! A label's example images ([`examples`]) are embedded with the image
+//! encoder in step 3; their hashes are part of the prompts that are looked
+//! up and of the cache key, so a changed image is embedded again.
 //!
 //! [`resolve_labels`] applies the same rule (2 to 4) to labels already
 //! parsed, such as a labels file's text sent over MQTT.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::examples::{self, ExampleEmbedder, ExampleImage};
 use super::{file, EmbeddedLabel, Label, LabelEmbeddings, LabelsError};
 use crate::model::bundle::{hex, Bundle};
 use crate::model::encode::text::TextEncoder;
-use crate::model::encode::EncoderOptions;
+use crate::model::encode::{EncoderOptions, ImageEncoder};
+use crate::pipeline::zone::Rect;
 
 /// How labels are loaded: where to cache embeddings computed here, and how
 /// to run the text encoder.
@@ -37,6 +44,12 @@ pub struct LabelOptions {
     /// Prompt templates for labels without prompts of their own; `None`:
     /// the bundle's (`[labels] templates` in model.toml), if any.
     pub templates: Option<Vec<String>>,
+    /// The zone the labels are for: `frame:` example images are cut to it
+    /// (`None`: the whole frame).
+    pub zone: Option<Rect>,
+    /// The bundle's image encoder, already loaded, for example images;
+    /// `None`: loaded when a label has one.
+    pub image_encoder: Option<Arc<ImageEncoder>>,
 }
 
 /// The default cache: `$EDGECLIP_CACHE_DIR`, else `$XDG_CACHE_HOME/edgeclip`,
@@ -56,8 +69,11 @@ pub struct ResolveReport {
     pub from_bundle: usize,
     /// Labels taken from the cache.
     pub from_cache: usize,
-    /// Labels embedded now with the text encoder.
+    /// Labels embedded now with the text encoder (and the image encoder
+    /// for their example images).
     pub embedded: usize,
+    /// Example images among the labels' prompts.
+    pub example_images: usize,
     /// The cache file read or written, if any.
     pub cache_file: Option<PathBuf>,
 }
@@ -87,7 +103,8 @@ pub fn resolve_file(
 
 /// [`resolve_file`] for labels already parsed (the daemon's `labels/set`
 /// command gets a labels file's text over MQTT); `labels_path` names where
-/// they came from in messages.
+/// they came from in messages, and its folder is where example images'
+/// paths start.
 pub fn resolve_labels(
     bundle: &Bundle,
     labels_path: &Path,
@@ -98,6 +115,7 @@ pub fn resolve_labels(
     let made_by_this_encoder = |emb: &LabelEmbeddings| made_by_encoder_of(bundle, emb);
     let templates = options.templates.as_deref().unwrap_or(&bundle.label_templates);
     wanted.iter_mut().for_each(|l| l.apply_templates(templates));
+    let example_images = examples::expand(&mut wanted, labels_path, options.zone)?;
     let bundle_emb = match LabelEmbeddings::read(&bundle.labels_embeddings) {
         Ok(emb) => {
             emb.check_dim(&bundle.labels_embeddings, bundle.embedding_dim)?;
@@ -108,8 +126,9 @@ pub fn resolve_labels(
                 None
             }
         }
-        // Without a text encoder the bundle's file is the only source: its
-        // problem is the error. With one, labels can still be embedded.
+        // Without a text encoder the bundle's file is the only source of
+        // text labels: its problem is the error. With one, labels can still
+        // be embedded.
         Err(e) if bundle.text.is_none() => return Err(e),
         Err(e) => {
             tracing::warn!("{e}; embedding the labels with the text encoder instead");
@@ -120,17 +139,18 @@ pub fn resolve_labels(
     if let Some(found) = wanted.iter().map(|l| from_bundle(l).cloned()).collect::<Option<Vec<EmbeddedLabel>>>() {
         return Ok((found, ResolveReport { from_bundle: wanted.len(), ..Default::default() }));
     }
-    let Some(text_sha) = text_sha.clone() else {
-        // No text encoder: name the first label that cannot be had.
-        let emb = bundle_emb.expect("read above when the bundle has no text encoder");
-        return emb.select(&bundle.labels_embeddings, labels_path, &wanted).map(|found| {
-            let n = found.len();
-            (found, ResolveReport { from_bundle: n, ..Default::default() })
-        });
-    };
+    let has_text = |l: &Label| l.prompts.iter().any(|p| ExampleImage::parse(p).is_none());
+    if text_sha.is_none() {
+        // No text encoder: name the first label that needs one.
+        if let Some(label) = wanted.iter().find(|l| from_bundle(l).is_none() && has_text(l)) {
+            let emb = bundle_emb.expect("read above when the bundle has no text encoder");
+            return Err(emb.select(&bundle.labels_embeddings, labels_path, std::slice::from_ref(label)).unwrap_err());
+        }
+    }
 
-    let cache_file =
-        options.cache_dir.as_ref().map(|d| d.join(format!("labels-{}.emb", cache_key(&text_sha, &wanted))));
+    let cache_key =
+        cache_key(text_sha.as_deref(), (example_images > 0).then_some(&bundle.image.encoder.sha256), &wanted);
+    let cache_file = options.cache_dir.as_ref().map(|d| d.join(format!("labels-{cache_key}.emb")));
     if let Some(file) = &cache_file {
         match LabelEmbeddings::read(file) {
             Ok(emb) if made_by_this_encoder(&emb) && emb.dim == bundle.embedding_dim => {
@@ -151,8 +171,18 @@ pub fn resolve_labels(
         }
     }
 
-    let encoder = TextEncoder::load(bundle, &options.encoder)?;
-    let mut report = ResolveReport::default();
+    let needs_text = wanted.iter().any(|l| from_bundle(l).is_none() && has_text(l));
+    let text_encoder = if needs_text { Some(TextEncoder::load(bundle, &options.encoder)?) } else { None };
+    let mut images = if example_images > 0 {
+        let encoder = match &options.image_encoder {
+            Some(encoder) => Arc::clone(encoder),
+            None => Arc::new(ImageEncoder::load(bundle, &options.encoder)?),
+        };
+        Some(ExampleEmbedder::new(bundle, &encoder, labels_path)?)
+    } else {
+        None
+    };
+    let mut report = ResolveReport { example_images, ..Default::default() };
     let mut found = Vec::with_capacity(wanted.len());
     for label in &wanted {
         if let Some(e) = from_bundle(label) {
@@ -162,12 +192,22 @@ pub fn resolve_labels(
         }
         let mut warn_truncated =
             |l: &Label, prompt: &str| tracing::warn!("{}", l.truncation_warning(labels_path, prompt));
-        found.push(EmbeddedLabel::compute(&encoder, label, &mut warn_truncated)?);
+        found.push(EmbeddedLabel::compute(
+            text_encoder.as_ref(),
+            images.as_mut(),
+            label,
+            labels_path,
+            &mut warn_truncated,
+        )?);
         report.embedded += 1;
     }
     if let Some(file) = &cache_file {
-        let emb =
-            LabelEmbeddings { dim: bundle.embedding_dim, text_encoder_sha256: encoder.sha256, labels: found.clone() };
+        let text_encoder_sha256 = match (&text_encoder, &text_sha) {
+            (Some(encoder), _) => encoder.sha256,
+            (None, Some(sha)) => sha256_bytes(sha),
+            (None, None) => [0; 32],
+        };
+        let emb = LabelEmbeddings { dim: bundle.embedding_dim, text_encoder_sha256, labels: found.clone() };
         match write_atomically(file, &emb.to_bytes()) {
             Ok(()) => {
                 report.cache_file = Some(file.clone());
@@ -180,6 +220,15 @@ pub fn resolve_labels(
         }
     }
     Ok((found, report))
+}
+
+/// A sha256 written as 64 hex digits, as bytes (zeros if it is not one).
+fn sha256_bytes(hex_digits: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = hex_digits.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).unwrap_or(0);
+    }
+    out
 }
 
 /// The label cache's size on disk at most: a few hundred label sets of a
@@ -245,11 +294,16 @@ fn stale(path: &Path, emb: &LabelEmbeddings, bundle: &Bundle) -> LabelsError {
     }
 }
 
-/// A hash of everything the vectors depend on: the text encoder and each
-/// label's name and prompts, in order.
-fn cache_key(text_encoder_sha256: &str, labels: &[Label]) -> String {
+/// A hash of everything the vectors depend on: the text encoder, the image
+/// encoder when example images are among the prompts, and each label's name
+/// and prompts, in order (an expanded example prompt holds its image's hash).
+fn cache_key(text_encoder_sha256: Option<&str>, image_encoder_sha256: Option<&String>, labels: &[Label]) -> String {
     let mut h = Sha256::new();
-    h.update(text_encoder_sha256.as_bytes());
+    h.update(text_encoder_sha256.unwrap_or("no text encoder").as_bytes());
+    if let Some(sha) = image_encoder_sha256 {
+        h.update(b"\x00image encoder\x00");
+        h.update(sha.as_bytes());
+    }
     for l in labels {
         h.update(b"\x00label\x00");
         h.update(l.name.as_bytes());

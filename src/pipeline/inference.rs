@@ -291,6 +291,11 @@ impl Inference {
         let from = events.len();
         z.detector.set_labels(labels, now, events);
         z.tag(events, from);
+        // New labels ask a new question of the same scene: the next frame is
+        // inferred, and settles, however still the scene is (a still scene
+        // would otherwise keep the old answer until the forced inference).
+        z.gate = self.motion.map(MotionGate::new);
+        z.settle = SettleState::default();
     }
 
     /// Ends every active event of every zone now (into `events`): the

@@ -233,6 +233,22 @@ pub struct ScoresPayload {
     pub zone: Option<String>,
 }
 
+/// What the `example/set` command did, on `<prefix>/<node>/<camera>/example`
+/// (not retained): the file saved, or why none was.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ExampleResultPayload {
+    pub camera: String,
+    /// Why no example was saved; `None` (null): it was.
+    pub error: Option<String>,
+    /// How many example images the label's folder holds now.
+    pub examples: Option<usize>,
+    pub label: String,
+    /// The image file written, as the daemon sees it.
+    pub saved: Option<String>,
+    /// The zone the example is of; `None` (null): the whole frame.
+    pub zone: Option<String>,
+}
+
 /// What every discovery config of the node starts with: the entity's name,
 /// its device, and the node's availability. Its fields sort before those of
 /// the configs that flatten it in, so the keys stay in alphabetical order.

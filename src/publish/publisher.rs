@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime};
 
 use super::discovery::Discovery;
 use super::mqtt::{Message, MqttClient};
-use super::payloads::{to_json, EventEndReason, EventPayload, ScoresPayload, Stats, Switch, Timestamp, CLEARED};
+use super::payloads::{
+    to_json, EventEndReason, EventPayload, ExampleResultPayload, ScoresPayload, Stats, Switch, Timestamp, CLEARED,
+};
 use super::topics::Topics;
 use crate::pipeline::detect::{EndReason, Event, EventKind};
 
@@ -202,6 +204,11 @@ impl Publisher {
     /// while the broker is away (the next one replaces a lost one).
     pub fn scores(&self, mqtt: &MqttClient, scores: &ScoresPayload) {
         mqtt.publish(Message::latest(self.topics.scores(&scores.camera, scores.zone.as_deref()), to_json(scores)));
+    }
+
+    /// What an `example/set` command did (QoS 1, not retained).
+    pub fn example_result(&self, mqtt: &MqttClient, result: &ExampleResultPayload) {
+        mqtt.publish(Message::event(self.topics.example_result(&result.camera), to_json(result)));
     }
 
     /// The stats message (QoS 0, only the newest kept while waiting).

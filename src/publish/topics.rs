@@ -11,6 +11,8 @@
 //! <prefix>/<node>/<camera>/enabled             ON | OFF, retained
 //! <prefix>/<node>/<camera>/enabled/set         command: ON | OFF
 //! <prefix>/<node>/<camera>/labels/set          command: a labels file's text
+//! <prefix>/<node>/<camera>/example/set         command: [ZONE/]LABEL, the current frame becomes an example image
+//! <prefix>/<node>/<camera>/example             JSON: what example/set did
 //! ```
 //!
 //! Label and zone names are used as written (the parsers refuse `/`, `+`,
@@ -74,6 +76,14 @@ impl Topics {
         format!("{}/{camera}/labels/set", self.base)
     }
 
+    pub fn example_set(&self, camera: &str) -> String {
+        format!("{}/{camera}/example/set", self.base)
+    }
+
+    pub fn example_result(&self, camera: &str) -> String {
+        format!("{}/{camera}/example", self.base)
+    }
+
     /// What a subscription to every command topic of this node covers.
     pub fn commands_filter(&self) -> String {
         format!("{}/+/+/set", self.base)
@@ -85,6 +95,7 @@ impl Topics {
 pub enum CommandTopic {
     Enabled { camera: String },
     Labels { camera: String },
+    Example { camera: String },
 }
 
 impl Topics {
@@ -95,6 +106,7 @@ impl Topics {
         match command {
             "enabled/set" => Some(CommandTopic::Enabled { camera: camera.to_string() }),
             "labels/set" => Some(CommandTopic::Labels { camera: camera.to_string() }),
+            "example/set" => Some(CommandTopic::Example { camera: camera.to_string() }),
             _ => None,
         }
     }
@@ -140,6 +152,12 @@ mod tests {
             t.parse_command("edgeclip/garage/front/enabled/set"),
             Some(CommandTopic::Enabled { camera: "front".into() })
         );
+        assert_eq!(
+            t.parse_command("edgeclip/garage/front/example/set"),
+            Some(CommandTopic::Example { camera: "front".into() })
+        );
+        assert_eq!(t.example_set("front"), "edgeclip/garage/front/example/set");
+        assert_eq!(t.example_result("front"), "edgeclip/garage/front/example");
         assert_eq!(t.parse_command("edgeclip/garage/front/cat/state"), None);
         assert_eq!(t.parse_command("edgeclip/garage2/front/enabled/set"), None);
     }

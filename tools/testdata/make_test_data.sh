@@ -2,9 +2,10 @@
 # Regenerate ALL committed test data under tests/data/ (deterministic for the pinned versions of
 # tools/python/requirements.txt): the sample images, the tiny test bundles (fp32, int8 =
 # int8-dynamic and qop = int8-qoperator, same random weights, no text encoder), the
-# unsupported-operator bundle, the golden files and the golden camera frames (tests/data/frames).
+# unsupported-operator bundle, the golden files, the golden camera frames (tests/data/frames) and the
+# example-image renders (tests/data/examples).
 #
-#   tools/testdata/make_test_data.sh           rewrite tests/data/{images,bundles,golden,frames}
+#   tools/testdata/make_test_data.sh           rewrite tests/data/{images,bundles,golden,frames,examples}
 #   tools/testdata/make_test_data.sh --check   regenerate into a temp dir and compare with tests/data
 #                                              (model cards, README.md, are not compared: they name
 #                                              paths)
@@ -51,6 +52,8 @@ rm -rf "$data/golden"
     --out "$data/golden/text_embeds.json"
 rm -rf "$data/frames"
 "$PY" tools/testdata/make_frame_golden.py --out "$data/frames"
+rm -rf "$data/examples"
+"$PY" tools/testdata/make_example_images.py --out "$data/examples"
 
 if (( check )); then
     # Every part is compared (no short cut), so one run lists every difference.
@@ -59,6 +62,7 @@ if (( check )); then
     diff -r -x README.md "$src/bundles" "$data/bundles" || same=0
     diff -r "$src/golden" "$data/golden" || same=0
     diff -r "$src/frames" "$data/frames" || same=0
+    diff -r "$src/examples" "$data/examples" || same=0
     if (( same )); then
         echo "make_test_data.sh --check: tests/data is up to date"
     else
@@ -67,5 +71,5 @@ if (( check )); then
     fi
 else
     echo "tests/data regenerated:" >&2
-    (cd "$data" && find images bundles golden frames -type f | sort | xargs du -b | awk '{s+=$1; print} END {print s, "bytes in all"}') >&2
+    (cd "$data" && find images bundles golden frames examples -type f | sort | xargs du -b | awk '{s+=$1; print} END {print s, "bytes in all"}') >&2
 fi

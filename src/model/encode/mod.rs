@@ -111,6 +111,16 @@ pub struct ImageEncoder {
     pub report: EncoderReport,
 }
 
+impl std::fmt::Debug for ImageEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageEncoder")
+            .field("size", &self.size)
+            .field("dim", &self.dim)
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Counts the ONNX operator types of a parsed graph.
 fn count_onnx_ops(proto: &tract_onnx::pb::ModelProto) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();

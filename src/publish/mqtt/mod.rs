@@ -74,6 +74,7 @@
 //! API the daemon uses.
 
 mod eventloop;
+pub mod request;
 mod state;
 mod tls;
 
