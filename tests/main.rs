@@ -14,6 +14,7 @@ mod support;
 
 mod boards;
 mod bundle_errors;
+mod calibrate;
 mod capture;
 mod cli;
 mod config;

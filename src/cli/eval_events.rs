@@ -7,37 +7,24 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
 
+use super::CameraFootageArgs;
 use crate::capture::file::FileSource;
 use crate::capture::spec::SourceSpec;
 use crate::config::Config;
-use crate::daemon::camera_labels::{CameraLabels, LabelsOrigin};
+use crate::eval::pipeline::{camera_pipeline, find_camera, CameraPipeline};
 use crate::eval::replay::{replay, ReplayCounts};
 use crate::eval::score::{score, Report, Score};
 use crate::eval::truth::Truth;
-use crate::labels::resolve::LabelOptions;
-use crate::model::bundle::Bundle;
-use crate::model::encode::{EncoderOptions, ImageEncoder};
-use crate::pipeline::classify::Classifier;
-use crate::pipeline::inference::{Inference, InferenceOptions, ZoneSetup};
 
 /// `edgeclip eval-events`' arguments.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EvalEventsArgs {
-    /// The daemon's configuration file.
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// The camera whose labels and settings are used.
-    #[arg(long, value_name = "NAME")]
-    pub camera: String,
-    /// The recording: a Motion-JPEG file or a folder of images
-    /// ('file:PATH' or a path); default: the camera's source, if it is one.
-    #[arg(long, value_name = "SPEC")]
-    pub source: Option<String>,
+    #[command(flatten)]
+    pub footage: CameraFootageArgs,
     /// The recording's ground truth (JSON: fps, frames, and per label the
     /// frame intervals it is visible in).
     #[arg(long, value_name = "FILE")]
@@ -59,12 +46,9 @@ struct JsonReport<'a> {
 
 /// `edgeclip eval-events`: see the module documentation.
 pub fn eval_events(args: &EvalEventsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let config = Config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let Some(cam) = config.cameras.iter().find(|c| c.name == args.camera) else {
-        let names: Vec<&str> = config.cameras.iter().map(|c| c.name.as_str()).collect();
-        bail!("no camera '{}' in '{}'; its cameras: {}", args.camera, args.config.display(), names.join(", "));
-    };
-    let spec = match &args.source {
+    let config = Config::load(&args.footage.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cam = find_camera(&config, &args.footage.camera, &args.footage.config)?;
+    let spec = match &args.footage.source {
         Some(text) => text.parse::<SourceSpec>().map_err(|e| anyhow::anyhow!("--source: {e}"))?,
         None => cam.source.clone(),
     };
@@ -83,36 +67,7 @@ pub fn eval_events(args: &EvalEventsArgs, out: &mut dyn Write) -> anyhow::Result
     let path = file.path.clone();
     let mut source = FileSource::open(file).with_context(|| format!("the recording '{}'", path.display()))?;
 
-    let encoder_options = EncoderOptions { threads: config.model.threads, fold_constants: true };
-    let bundle =
-        Bundle::load(&config.model.path).with_context(|| format!("model.path '{}'", config.model.path.display()))?;
-    let encoder = Arc::new(ImageEncoder::load(&bundle, &encoder_options)?);
-    let cache_dir = std::env::var_os("EDGECLIP_CACHE_DIR").map(PathBuf::from).unwrap_or(config.model.cache_dir.clone());
-    let label_options = LabelOptions {
-        cache_dir: Some(cache_dir),
-        encoder: encoder_options,
-        templates: None,
-        zone: None,
-        image_encoder: Some(Arc::clone(&encoder)),
-    };
-    let mut zones = Vec::new();
-    for zone in &cam.zones {
-        let text = crate::labels::file::read_text(&zone.labels)?;
-        let origin = LabelsOrigin::File(zone.labels.clone());
-        let options = LabelOptions { zone: Some(zone.rect), ..label_options.clone() };
-        let (labels, _) = CameraLabels::load(&bundle, origin, &text, zone.threshold, &options)?;
-        zones.push(ZoneSetup {
-            name: zone.name.clone(),
-            rect: zone.rect,
-            matcher: labels.matcher.clone(),
-            labels: labels.detector.clone(),
-        });
-    }
-    let classifier = Classifier::new(&bundle, &encoder, zones[0].matcher.clone())?;
-    let options = InferenceOptions { detector: cam.detector, motion: cam.motion, max_fps: cam.max_fps };
-    // No GPIO input: a recording has no sensor beside it.
-    let mut inference = Inference::new(classifier, zones, options, None, bundle.image.size);
-
+    let CameraPipeline { bundle, mut inference, .. } = camera_pipeline(&config, cam)?;
     let (events, counts) = replay(&mut source, &mut inference, truth.fps)?;
     let report = score(&truth, &events);
     if args.json {

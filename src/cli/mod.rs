@@ -3,6 +3,7 @@
 //! - `classify` ([`classify`]): the most likely labels of images or MJPEG frames.
 //! - `eval` ([`eval`]): zero-shot top-1 accuracy on a labelled folder.
 //! - `eval-events` ([`eval_events`]): a recording's events against its ground truth.
+//! - `calibrate` ([`calibrate`](mod@calibrate)): thresholds from the scores a camera's scene gives its labels.
 //! - `info` ([`info`]): what a model bundle holds and how tract runs it here.
 //! - `bench` ([`bench`](mod@bench)): timings of preprocessing and the image encoder.
 //! - `embed-labels` ([`embed_labels`]): a labels file to a `labels.emb`.
@@ -22,6 +23,7 @@
 
 pub mod add_example;
 pub mod bench;
+pub mod calibrate;
 pub mod capture;
 pub mod classify;
 pub mod config;
@@ -77,6 +79,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Replay a recording through a configured camera's pipeline and score its events against the truth.
     EvalEvents(eval_events::EvalEventsArgs),
+    /// Replay footage of a camera's scene and propose each label's threshold from its scores.
+    Calibrate(calibrate::CalibrateArgs),
     /// Describe a model bundle and how tract runs it on this CPU.
     Info(info::InfoArgs),
     /// Time preprocessing of a 640x480 frame and the image encoder (JSON lines).
@@ -97,6 +101,23 @@ pub enum Command {
     Devices,
     /// Print the CLIP token ids of each text, as the text encoder reads them.
     Tokenize(tokenize::TokenizeArgs),
+}
+
+/// A configured camera and footage of its scene, for the subcommands that
+/// replay footage through the camera's pipeline (`eval-events`, `calibrate`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct CameraFootageArgs {
+    /// The daemon's configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The camera whose zones, labels and settings are used.
+    #[arg(long, value_name = "NAME")]
+    pub camera: String,
+    /// The footage: a recording, a Motion-JPEG file or a folder of images
+    /// ('file:PATH' or a path; `calibrate --minutes` takes any source);
+    /// default: the camera's own source.
+    #[arg(long, value_name = "SPEC")]
+    pub source: Option<String>,
 }
 
 /// The model options of every subcommand that loads a bundle.
@@ -142,6 +163,7 @@ pub fn run(cli: Cli, init_logging: fn(&str), out: &mut dyn Write, err: &mut dyn 
         Command::Classify(args) => classify::classify(args, out, err),
         Command::Eval(args) => eval::eval(args, out, err),
         Command::EvalEvents(args) => eval_events::eval_events(args, out),
+        Command::Calibrate(args) => calibrate::calibrate(args, out),
         Command::Info(args) => info::info(args, out),
         Command::Bench(args) => bench::bench(args, out),
         Command::EmbedLabels(args) => embed_labels::embed_labels(args, out, err),

@@ -24,6 +24,15 @@ pub struct ReplayCounts {
     pub corrupt: u64,
 }
 
+/// Whose clock the frames are on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Clock {
+    /// A recording: frame N at N / fps seconds, to its end.
+    Recording { fps: f64 },
+    /// A live source: the frames' own times, until `until`.
+    Live { until: Instant },
+}
+
 /// Replays `source` to its end at `fps` through `inference`, each event in
 /// the zone it happened in. Events still active at the end are ended at the
 /// last frame.
@@ -32,12 +41,28 @@ pub fn replay(
     inference: &mut Inference,
     fps: f64,
 ) -> anyhow::Result<(Vec<ReplayEvent>, ReplayCounts)> {
+    replay_watching(source, inference, Clock::Recording { fps }, &mut |_, _| {})
+}
+
+/// [`replay`] on either clock, calling `on_inferred` after every inferred
+/// frame (its scores are [`Inference::inferred_scores`]).
+pub fn replay_watching(
+    source: &mut dyn FrameSource,
+    inference: &mut Inference,
+    clock: Clock,
+    on_inferred: &mut dyn FnMut(&OwnedFrame, &Inference),
+) -> anyhow::Result<(Vec<ReplayEvent>, ReplayCounts)> {
     let origin = Instant::now();
     let mut counts = ReplayCounts::default();
     let mut frame = OwnedFrame::default();
     let mut events: Vec<Event> = Vec::new();
     let mut paired = Pairs::default();
     loop {
+        if let Clock::Live { until } = clock {
+            if Instant::now() >= until {
+                break;
+            }
+        }
         let next = match source.next_frame() {
             Ok(next) => next,
             Err(e) if e.kind == CaptureErrorKind::Ended => break,
@@ -45,16 +70,23 @@ pub fn replay(
                 counts.corrupt += 1;
                 continue;
             }
+            // A live camera's pause is waited out; its deadline still holds.
+            Err(e) if e.kind == CaptureErrorKind::Timeout && matches!(clock, Clock::Live { .. }) => continue,
             Err(e) => anyhow::bail!("{e}"),
         };
         frame.fill_from(&next);
-        let at = Duration::from_secs_f64(frame.sequence as f64 / fps);
-        frame.arrived = origin + at;
-        frame.timestamp = SystemTime::UNIX_EPOCH + at;
+        if let Clock::Recording { fps } = clock {
+            let at = Duration::from_secs_f64(frame.sequence as f64 / fps);
+            frame.arrived = origin + at;
+            frame.timestamp = SystemTime::UNIX_EPOCH + at;
+        }
         counts.frames += 1;
         match inference.step(&frame, true, &mut events) {
             Ok(step) => match step.outcome {
-                Outcome::Inferred(_) => counts.inferred += 1,
+                Outcome::Inferred(_) => {
+                    counts.inferred += 1;
+                    on_inferred(&frame, inference);
+                }
                 Outcome::Still => counts.still += 1,
                 Outcome::RateLimited => counts.rate_skipped += 1,
                 Outcome::Disabled | Outcome::InputIdle => {}

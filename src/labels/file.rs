@@ -147,6 +147,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Label>, LabelsError> {
     Ok(labels)
 }
 
+/// `text` (a labels file) with the thresholds of some labels set, by line
+/// (1-based): `van: a van` at line 3 with 0.62 becomes `van @0.62: a van`,
+/// an existing `@0.45` is replaced, and every other byte stays as it was
+/// (comments, blank lines, prompts, line endings).
+pub fn with_thresholds(text: &str, thresholds: &std::collections::BTreeMap<usize, f32>) -> String {
+    let mut out = String::with_capacity(text.len() + 8 * thresholds.len());
+    for (ix, line) in text.split_inclusive('\n').enumerate() {
+        let Some(&threshold) = thresholds.get(&(ix + 1)) else {
+            out.push_str(line);
+            continue;
+        };
+        let body = line.trim_end_matches(['\r', '\n']);
+        let ending = &line[body.len()..];
+        let (head, tail) = body.split_at(body.find(':').unwrap_or(body.len()));
+        let name = head.rsplit_once('@').map_or(head, |(name, _)| name).trim_end();
+        out.push_str(&format!("{name} @{threshold:.2}{tail}{ending}"));
+    }
+    out
+}
+
 /// The largest labels file read: a thousand labels with long prompt
 /// ensembles fit many times over.
 pub const MAX_LABELS_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -171,4 +191,28 @@ pub fn read_text(path: &Path) -> Result<String, LabelsError> {
             message: format!("byte {bad} (0x{:02x}) is not UTF-8; save the file as UTF-8 text", e.as_bytes()[bad]),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_are_written_into_their_lines_and_nothing_else_changes() {
+        let text = "# my labels\r\nvan: a delivery van; a van\r\n\r\ncar @0.45\r\n!empty: an empty drive\r\nbike";
+        let thresholds = [(2, 0.62), (4, 0.7), (6, 0.5)].into_iter().collect();
+        let written = with_thresholds(text, &thresholds);
+        assert_eq!(
+            written,
+            "# my labels\r\nvan @0.62: a delivery van; a van\r\n\r\ncar @0.70\r\n!empty: an empty drive\r\nbike @0.50"
+        );
+        let labels = parse(Path::new("labels.txt"), &written).unwrap();
+        let got: Vec<(&str, Option<f32>, &[String])> =
+            labels.iter().map(|l| (l.name.as_str(), l.threshold, l.prompts.as_slice())).collect();
+        let before = parse(Path::new("labels.txt"), text).unwrap();
+        assert_eq!(got[0], ("van", Some(0.62), before[0].prompts.as_slice()));
+        assert_eq!((got[1].0, got[1].1), ("car", Some(0.7)));
+        assert_eq!((got[2].0, got[2].1), ("empty", None));
+        assert_eq!((got[3].0, got[3].1), ("bike", Some(0.5)));
+    }
 }
