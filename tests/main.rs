@@ -28,6 +28,7 @@ mod examples;
 mod faults;
 mod fold;
 mod gpio;
+mod hard_clip;
 mod kernels;
 mod labels_emb;
 mod labelset;

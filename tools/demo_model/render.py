@@ -13,6 +13,7 @@ CLI:
   render.py sample --out DIR [--n 16] [--seed 0] [--difficulty 1.0]     # look at training scenes
   render.py eval-set --out DIR [--per-label 40] [--seed 1000]             # labelled folder
   render.py demo-clip --out models/tiny-shapes/demo.mjpeg                # the demo clip + truth
+  render.py hard-clip --out tests/data/hard/hard.mjpeg                    # two zones, distractors + truths
   render.py bench [--n 200]                                               # render speed
 
 eval-set folder format:
@@ -530,6 +531,103 @@ def render_demo_clip(out_mjpeg: Path, out_truth: Path, seed: int = 7):
     return truth
 
 
+# ------------------------------------------------------------------------------------------------
+# hard clip: two zones, two shapes at once, distractors, light, noise, a small shape, empty stretches
+# ------------------------------------------------------------------------------------------------
+
+HARD_FPS = 2
+HARD_FRAMES = 280
+HARD_JPEG_QUALITY = 60
+# Two square zones side by side, each a 320x320 square of the 640x480 frame (in fractions, as
+# edgeclip's [cameras.NAME.zones.ZONE] rect): a zone's crop is exactly what CLIP's centre crop keeps.
+HARD_ZONES = {"door": (0.0, 1 / 6, 0.5, 5 / 6), "drive": (0.5, 1 / 6, 1.0, 5 / 6)}
+# Each zone's labels: what its owner watches for there.
+HARD_LABELS = {"door": ["red-circle", "blue-diamond"], "drive": ["green-star", "yellow-triangle"]}
+HARD_RADIUS = 62
+# (colour, shape, zone, first frame in view, last frame in view, radius): every shape steps in and
+# out (no slide), so that "in view" is exact. Visits of the zone's labels, then distractors that
+# share a colour or a shape with a label, in both zones; the light dims over frames 96-126 (to
+# 55 % at 111) and camera noise runs over frames 160-177. Frames 261-279 are empty. 2 fps: the
+# daemon's default max_fps, so every frame of the clip is one the daemon would infer.
+HARD_SCRIPT = [
+    ("red", "circle", "door", 6, 19, HARD_RADIUS),
+    ("green", "star", "drive", 25, 38, HARD_RADIUS),
+    ("blue", "diamond", "door", 45, 58, HARD_RADIUS),         # two at once
+    ("yellow", "triangle", "drive", 47, 60, HARD_RADIUS),
+    ("purple", "circle", "door", 67, 80, HARD_RADIUS),        # distractor: a label's shape
+    ("orange", "triangle", "drive", 67, 80, HARD_RADIUS),     # distractor: a label's shape
+    ("red", "square", "drive", 86, 97, HARD_RADIUS),          # distractor: a label's colour
+    ("green", "star", "drive", 105, 118, HARD_RADIUS),        # in dim light
+    ("red", "circle", "door", 125, 138, 34),                  # small, in the zone's corner
+    ("green", "heart", "door", 145, 156, HARD_RADIUS),        # distractor: a label's colour
+    ("blue", "hexagon", "drive", 145, 156, HARD_RADIUS),      # distractor: a label's colour
+    ("blue", "diamond", "door", 162, 175, HARD_RADIUS),       # in camera noise
+    ("yellow", "triangle", "drive", 182, 195, HARD_RADIUS),   # two at once
+    ("red", "circle", "door", 185, 197, HARD_RADIUS),
+    ("white", "diamond", "drive", 205, 215, HARD_RADIUS),     # distractor: a label's shape
+    ("green", "star", "drive", 222, 235, HARD_RADIUS),        # two at once
+    ("blue", "diamond", "door", 225, 237, HARD_RADIUS),
+    ("yellow", "triangle", "drive", 247, 260, HARD_RADIUS),
+]
+
+
+def _hard_position(rng, zone, radius):
+    """A centre for a shape in `zone`: inside the zone's square and the whole frame's centre square
+    (what the encoder sees of the whole frame), so that both set-ups can see it. A small shape goes
+    to the zone's outer upper corner."""
+    x0, y0, x1, y1 = HARD_ZONES[zone]
+    zx0, zy0, zx1, zy1 = x0 * CLIP_W, y0 * CLIP_H, x1 * CLIP_W, y1 * CLIP_H
+    lo_x, hi_x = max(zx0, CLIP_VIEW[0]) + radius + 8, min(zx1, CLIP_VIEW[1]) - radius - 8
+    lo_y, hi_y = zy0 + radius + 8, zy1 - radius - 8
+    if radius < HARD_RADIUS:
+        x = lo_x if zone == "door" else hi_x
+        return x, lo_y
+    return rng.uniform(lo_x, hi_x), rng.uniform(lo_y, hi_y)
+
+
+def render_hard_clip(out_mjpeg: Path, seed: int = 11):
+    """Writes the hard clip (concatenated JPEG frames, 640x480, HARD_FPS), its whole-frame truth
+    (<name>.truth.json: each label of any zone, wherever it is) and its zones' truth
+    (<name>.zones.truth.json: each zone's own labels in that zone)."""
+    rng = np.random.default_rng([seed, 0])
+    background = _clip_background(rng)
+    shapes = []
+    for c, s, zone, first, last, radius in HARD_SCRIPT:
+        x, y = _hard_position(rng, zone, radius)
+        rot = rng.uniform(-MAX_ROT[s], MAX_ROT[s]) if s != "circle" else 0.0
+        shapes.append({"label": f"{c}-{s}", "shape": s, "zone": zone, "first": first, "last": last, "x": x,
+                       "y": y, "r": radius, "rot": rot, "rgb": jitter_colour(rng, c)})
+    noise_rng = np.random.default_rng([seed, 1])
+    with open(out_mjpeg, "wb") as f:
+        for n in range(HARD_FRAMES):
+            img = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8))
+            for t in shapes:
+                if t["first"] <= n <= t["last"]:
+                    # a little drift, as a thing that stands still on a real camera does
+                    dx, dy = 4 * math.sin(n / 3.5), 3 * math.sin(n / 5.5)
+                    paste_shape(img, t["rgb"], t["shape"], t["x"] + dx, t["y"] + dy, t["r"], t["rot"])
+            gain = 1.0 - 0.45 * max(0.0, 1 - abs(n - 111) / 15)  # dims to 55 % at frame 111
+            arr = np.asarray(img, np.float32) * gain
+            if 160 <= n <= 177:
+                arr = arr + noise_rng.normal(0, 8, arr.shape).astype(np.float32)
+            buf = io.BytesIO()
+            Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=HARD_JPEG_QUALITY)
+            f.write(buf.getvalue())
+    whole, zones = {}, {z: {} for z in HARD_ZONES}
+    for t in shapes:
+        if t["label"] in HARD_LABELS[t["zone"]]:
+            zones[t["zone"]].setdefault(t["label"], {"visible": []})["visible"].append([t["first"], t["last"]])
+        if any(t["label"] in labels for labels in HARD_LABELS.values()):
+            whole.setdefault(t["label"], {"visible": []})["visible"].append([t["first"], t["last"]])
+    common = {"clip": out_mjpeg.name, "width": CLIP_W, "height": CLIP_H, "fps": HARD_FPS, "frames": HARD_FRAMES,
+              "seed": seed, "script": [{k: t[k] for k in ("label", "zone", "first", "last", "r")} for t in shapes]}
+    stem = out_mjpeg.with_suffix("")
+    Path(f"{stem}.truth.json").write_text(json.dumps({**common, "labels": whole}, indent=1) + "\n")
+    Path(f"{stem}.zones.truth.json").write_text(
+        json.dumps({**common, "zones": {z: {"labels": l} for z, l in zones.items()}}, indent=1) + "\n")
+    return sum(len(v["visible"]) for v in whole.values())
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -548,6 +646,10 @@ def main(argv=None):
     d.add_argument("--out", required=True, help="the .mjpeg to write; the ground truth goes beside it "
                                                 "as <name>.truth.json")
     d.add_argument("--seed", type=int, default=7)
+    h = sub.add_parser("hard-clip")
+    h.add_argument("--out", required=True, help="the .mjpeg to write; its truths go beside it as "
+                                                "<name>.truth.json and <name>.zones.truth.json")
+    h.add_argument("--seed", type=int, default=11)
     c = sub.add_parser("bench")
     c.add_argument("--n", type=int, default=200)
     args = ap.parse_args(argv)
@@ -568,6 +670,10 @@ def main(argv=None):
         out = Path(args.out)
         truth = render_demo_clip(out, out.with_suffix(".truth.json"), args.seed)
         print(f"wrote {out}: {truth['frames']} frames, {out.stat().st_size:,} bytes")
+    elif args.cmd == "hard-clip":
+        out = Path(args.out)
+        visits = render_hard_clip(out, args.seed)
+        print(f"wrote {out}: {HARD_FRAMES} frames, {visits} visits, {out.stat().st_size:,} bytes")
     elif args.cmd == "bench":
         t = time.perf_counter()
         for i in range(args.n):
