@@ -137,7 +137,13 @@ pub fn calibrate(args: &CalibrateArgs, out: &mut dyn Write) -> anyhow::Result<()
         let lines: BTreeMap<String, usize> =
             file::read(&zone.labels_file)?.into_iter().map(|l| (l.name, l.line)).collect();
         for p in proposals.iter().filter(|p| p.zone == zone.name) {
-            let line = lines[&p.label];
+            let Some(&line) = lines.get(&p.label) else {
+                bail!(
+                    "label '{}' is no longer in '{}' (it changed while calibrating); run calibrate again",
+                    p.label,
+                    zone.labels_file.display()
+                );
+            };
             let t = writes.entry(zone.labels_file.clone()).or_default().entry(line).or_insert(p.proposed);
             *t = t.max(p.proposed);
         }
