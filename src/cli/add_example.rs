@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::eval::pipeline::find_camera;
 use crate::publish::mqtt::request::request;
 use crate::publish::payloads::ExampleResultPayload;
 use crate::publish::topics::Topics;
@@ -46,10 +47,7 @@ pub fn add_example(args: &AddExampleArgs, out: &mut dyn Write) -> anyhow::Result
         );
     }
     let camera = match &args.camera {
-        Some(name) => config.cameras.iter().find(|c| c.name == *name).ok_or_else(|| {
-            let names: Vec<&str> = config.cameras.iter().map(|c| c.name.as_str()).collect();
-            anyhow::anyhow!("no camera '{name}' in '{}' (cameras: {})", args.config.display(), names.join(", "))
-        })?,
+        Some(name) => find_camera(&config, name, &args.config)?,
         None => match &config.cameras[..] {
             [only] => only,
             cameras => anyhow::bail!(

@@ -166,7 +166,9 @@ pub fn calibrate(args: &CalibrateArgs, out: &mut dyn Write) -> anyhow::Result<()
             let written = file::with_thresholds(&text, thresholds);
             // Checked before it replaces the file: what was valid stays valid.
             file::parse(path, &written).with_context(|| format!("the thresholds written into '{}'", path.display()))?;
-            write_replacing(path, &written)?;
+            // Through a rename: the daemon's watcher never reads half a file.
+            crate::util::file::write_atomically(path, written.as_bytes())
+                .with_context(|| format!("cannot write '{}'", path.display()))?;
             if !args.json {
                 writeln!(out, "wrote {} thresholds into '{}'", thresholds.len(), path.display())?;
             }
@@ -243,17 +245,4 @@ fn report(
         )?;
     }
     Ok(())
-}
-
-/// Replaces `path` with `text` through a temporary file in its folder and a
-/// rename, so that the daemon's watcher never reads half a file.
-fn write_replacing(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let tmp = dir.join(format!(".{}.calibrate.tmp", path.file_name().unwrap_or_default().to_string_lossy()));
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
-        .with_context(|| format!("cannot write '{}'", path.display()))
 }

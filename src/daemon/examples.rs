@@ -111,12 +111,7 @@ pub fn save(folder: &Path, jpeg: &[u8], frame_time: SystemTime, frame: u64) -> R
     }
     let stamp = humantime::format_rfc3339_seconds(frame_time).to_string().replace([':', '-'], "");
     let path = folder.join(format!("{stamp}-{frame}.jpg"));
-    let tmp = folder.join(format!(".{stamp}-{frame}.jpg.tmp"));
-    let written = std::fs::write(&tmp, jpeg).and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!("cannot write '{}': {e}", path.display()));
-    }
+    crate::util::file::write_atomically(&path, jpeg).map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
     Ok((path, held + 1))
 }
 

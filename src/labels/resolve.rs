@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 use super::examples::{self, ExampleEmbedder, ExampleImage};
 use super::{file, EmbeddedLabel, Label, LabelEmbeddings, LabelsError};
-use crate::model::bundle::{hex, Bundle};
+use crate::model::bundle::{hex, parse_hex32, Bundle};
 use crate::model::encode::text::TextEncoder;
 use crate::model::encode::{EncoderOptions, ImageEncoder};
 use crate::pipeline::zone::Rect;
@@ -204,11 +204,12 @@ pub fn resolve_labels(
     if let Some(file) = &cache_file {
         let text_encoder_sha256 = match (&text_encoder, &text_sha) {
             (Some(encoder), _) => encoder.sha256,
-            (None, Some(sha)) => sha256_bytes(sha),
+            // The bundle checked it is 64 hex digits when it loaded.
+            (None, Some(sha)) => parse_hex32(sha).unwrap_or([0; 32]),
             (None, None) => [0; 32],
         };
         let emb = LabelEmbeddings { dim: bundle.embedding_dim, text_encoder_sha256, labels: found.clone() };
-        match write_atomically(file, &emb.to_bytes()) {
+        match crate::util::file::write_atomically(file, &emb.to_bytes()) {
             Ok(()) => {
                 report.cache_file = Some(file.clone());
                 evict_least_recently_used(file, CACHE_MAX_BYTES);
@@ -220,15 +221,6 @@ pub fn resolve_labels(
         }
     }
     Ok((found, report))
-}
-
-/// A sha256 written as 64 hex digits, as bytes (zeros if it is not one).
-fn sha256_bytes(hex_digits: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = hex_digits.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).unwrap_or(0);
-    }
-    out
 }
 
 /// The label cache's size on disk at most: a few hundred label sets of a
@@ -313,19 +305,6 @@ fn cache_key(text_encoder_sha256: Option<&str>, image_encoder_sha256: Option<&St
         }
     }
     hex(&h.finalize()[..16])
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and
-/// a rename, so that a reader never sees half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp =
-        dir.join(format!(".{}.tmp{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
 
 #[cfg(test)]

@@ -1,11 +1,26 @@
 //! Files that someone names (in a configuration, a bundle's manifest) read
 //! with care: only regular files, so that a FIFO or a device named by
 //! mistake is an error instead of a read that never ends, and small ones
-//! only up to a bound.
+//! only up to a bound; and files written whole, so that a reader never sees
+//! half of one ([`write_atomically`]).
 
 use std::fs;
 use std::io::Read;
 use std::path::Path;
+
+/// Writes `bytes` to `path` through a temporary file in the same folder
+/// (made if missing) and a rename, so that a reader (the labels watcher,
+/// the label cache, an example folder's next load) never sees half a file.
+/// The temporary file, `.<name>.tmp<pid>`, is removed if anything fails.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let tmp =
+        dir.join(format!(".{}.tmp{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path)).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
 
 /// Whether `path` is a regular file (following links): a FIFO would block
 /// a read for ever, and a device or a folder is no file to read.
