@@ -106,16 +106,8 @@ fn main() {
     let mut pre = Preprocessor::new(&bundle.image);
     let mut input = vec![0f32; pre.output_len()];
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
     let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("machine: {cpu}, {} threads available, {}", threads, std::env::consts::ARCH);
+    println!("{}, {threads} threads available", common::machine());
     println!("command: cargo bench --bench convert ({frames} frames x {rounds} rounds, median; 1 thread)");
     println!(
         "ms: conversion + Preprocessor::run to the {0}x{0} input, per frame; convert ms: the conversion alone",

@@ -24,6 +24,7 @@ fn main() {
     let timed = std::env::args().any(|a| a == "--bench");
     let (frames, rounds) = if timed { (FRAMES, ROUNDS) } else { (1, 1) };
     let size = 224u32;
+    println!("{}", common::machine());
     println!("frame      edgeclip ms  fast_image_resize ms  ratio (edgeclip / fir)  max diff (8-bit levels)");
     for (w, h) in [(640u32, 480u32), (1280, 720), (1920, 1080)] {
         let src = synthetic_frame(w, h);

@@ -9,6 +9,9 @@
 //! - [`pipeline`]: per frame, conversion to RGB, the motion gate,
 //!   classification (preprocessing, the image encoder, matching against the
 //!   labels) and detection (scores over time to start and end events);
+//! - [`store`]: the event history on disk (SQLite): each event with its
+//!   snapshot and embedding, committed before it is published, and the
+//!   outbox of messages the broker has not acknowledged;
 //! - [`publish`]: events, states, snapshots, stats and Home Assistant
 //!   discovery over MQTT (and the embedded broker);
 //! - [`daemon`]: `edgeclip run`, which runs the above per camera and owns the
@@ -20,7 +23,8 @@
 //! file to the label embeddings the matcher uses; [`config`] reads the
 //! daemon's configuration file; [`gpio`] drives relays and LEDs from events
 //! and gates inference on a motion sensor; [`cli`] is one file per
-//! subcommand; [`util`] holds what several stages share.
+//! subcommand; [`search`] ranks the history against a text, an image or
+//! another event, on the board or across every board on a broker; [`util`] holds what several stages share.
 
 pub mod capture;
 pub mod cli;
@@ -32,4 +36,6 @@ pub mod labels;
 pub mod model;
 pub mod pipeline;
 pub mod publish;
+pub mod search;
+pub mod store;
 pub mod util;

@@ -424,7 +424,8 @@ fn the_demo_configuration_runs_on_the_embedded_broker() {
         .replace("?fps=10\"", "\"")
         .replace("../models/tiny-shapes/demo.mjpeg", clip().to_str().unwrap())
         .replace("../models/", &format!("{}/", repo().join("models").display()))
-        .replace("../target/demo-cache", "@DIR@/cache");
+        .replace("../target/demo-cache", "@DIR@/cache")
+        .replace("../target/demo-history.db", "@DIR@/history.db");
     let mut daemon = Daemon::start(&demo);
     // The broker is up once the daemon says so.
     daemon.wait_stderr(patience(Duration::from_secs(60)), "camera{name=demo}");
@@ -456,8 +457,11 @@ fn a_full_offline_queue_drops_the_oldest_events_and_counts_them_exactly() {
     // fewer events than it gives (5 of 12; 1 of 4 under an emulator).
     let total = expected_events();
     let queue = total / 2 - 1;
-    let mut daemon =
-        Daemon::start(&config(&format!("{}\noffline_queue = {queue}", broker_at(broker.port())), &replay_source(), ""));
+    let mut daemon = Daemon::start(
+        // Without a store: the queue in memory is what is tested here.
+        &config(&format!("{}\noffline_queue = {queue}", broker_at(broker.port())), &replay_source(), "")
+            .replace("[store]\n", "[store]\nenabled = false\n"),
+    );
     daemon.wait_printed(total, patience(Duration::from_secs(180)), "the replay did not finish");
     broker.restart();
     let all = sub.wait_for(patience(Duration::from_secs(60)), "stats after the reconnect", |m| {

@@ -295,6 +295,7 @@ mod pipeline {
                 threshold: 0.5,
             }],
             scores_interval: None,
+            keyframes: None,
             out: tx,
         };
         let camera =
@@ -306,6 +307,7 @@ mod pipeline {
                 CameraReport::Events { events: mine, .. } => events.extend(mine),
                 CameraReport::Scores(_) => unreachable!("scores_interval is None"),
                 CameraReport::Example { .. } => unreachable!("no example was asked for"),
+                CameraReport::Keyframe { .. } => unreachable!("keyframes is None"),
                 CameraReport::Finished { source_ended, .. } => {
                     assert!(source_ended);
                     break;

@@ -29,6 +29,7 @@ mod faults;
 mod fold;
 mod gpio;
 mod hard_clip;
+mod history;
 mod kernels;
 mod labels_emb;
 mod labelset;

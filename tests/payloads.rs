@@ -290,6 +290,18 @@ fn run_everything() -> (Vec<Received>, BTreeSet<String>) {
                         .is_ok_and(|s| s["cameras"]["demo"]["active"].as_array().is_some_and(|a| !a.is_empty()))
             })
     });
+    // Searches of the history: every key of a request (on the fleet's topic;
+    // its zone matches nothing) and one with hits (on the node's topic); and
+    // a stored snapshot.
+    let full = r#"{"camera":"demo","id":"p1","keyframes":true,"limit":5,"since":"2020-01-01T00:00:00Z","text":"a red circle","until":"2100-01-01T00:00:00Z","zone":"nowhere"}"#;
+    sub.publish("edgeclip/search", full.as_bytes(), false);
+    sub.publish("edgeclip/test/search", br#"{"id":"p3","text":"a red circle"}"#, false);
+    sub.publish("edgeclip/test/snapshot/get", b"event/1", false);
+    sub.wait_for(patience(Duration::from_secs(30)), "the search replies and the stored snapshot", |m| {
+        ["edgeclip/search/reply/p1", "edgeclip/search/reply/p3", "edgeclip/test/history/event/1/snapshot"]
+            .iter()
+            .all(|t| m.iter().any(|r| r.topic == *t))
+    });
     daemon.signal(libc::SIGTERM);
     assert!(daemon.wait_exit(patience(Duration::from_secs(10))).success(), "{}", daemon.stderr_text());
     let all = sub.wait_for(patience(Duration::from_secs(5)), "offline", |m| {

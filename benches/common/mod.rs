@@ -18,3 +18,17 @@ pub fn median_ms(frames: usize, rounds: usize, mut f: impl FnMut()) -> f64 {
     times.sort_by(|a, b| a.total_cmp(b));
     times[rounds / 2]
 }
+
+/// "machine: CPU model, ARCH": the first line of every benchmark's report,
+/// since the machines differ between runs.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("machine: {cpu}, {}", std::env::consts::ARCH)
+}

@@ -10,6 +10,8 @@
 //! - `add-example` ([`add_example`]): a camera's current frame as a label's example image.
 //! - `capture` ([`capture`]): frames from a source written as image files.
 //! - `run` ([`run`](mod@run)): the daemon.
+//! - `events` ([`events`](mod@events)): the event history of a board's store.
+//! - `search` ([`search`](mod@search)): the history ranked against a text, an image or an event, on a board or a fleet.
 //! - `check-config`, `print-config` ([`config`]): the daemon's configuration.
 //! - `devices` ([`devices`]): the V4L2 cameras.
 //! - `tokenize` ([`tokenize`]): CLIP token ids of texts.
@@ -31,8 +33,10 @@ pub mod devices;
 pub mod embed_labels;
 pub mod eval;
 pub mod eval_events;
+pub mod events;
 pub mod info;
 pub mod run;
+pub mod search;
 pub mod tokenize;
 
 use std::io::Write;
@@ -93,6 +97,10 @@ pub enum Command {
     Capture(capture::CaptureArgs),
     /// Run the daemon: watch the configured cameras and publish detections over MQTT.
     Run(run::RunArgs),
+    /// The event history of a board's store, newest first (or exported)
+    Events(events::EventsArgs),
+    /// The event history ranked by likeness to a text, an image or an event
+    Search(search::SearchArgs),
     /// Check a configuration file: every mistake is reported with its file, line and key.
     CheckConfig(config::CheckConfigArgs),
     /// Print the documented default configuration (boards/edgeclip.toml).
@@ -121,6 +129,43 @@ pub struct CameraFootageArgs {
 }
 
 /// The model options of every subcommand that loads a bundle.
+/// Which part of a store's history `events` and `search` look at.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HistoryFilterArgs {
+    /// Only this camera's.
+    #[arg(long, value_name = "NAME")]
+    pub camera: Option<String>,
+    /// Only this zone's.
+    #[arg(long, value_name = "NAME")]
+    pub zone: Option<String>,
+    /// Only from this time on (RFC 3339, e.g. 2026-12-07T08:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+impl HistoryFilterArgs {
+    /// The store's filter (any model); an unreadable time is an error
+    /// naming its option.
+    pub fn filter(&self) -> anyhow::Result<crate::store::query::Filter> {
+        let time = |key: &str, t: &Option<String>| {
+            t.as_deref()
+                .map(|t| crate::search::request::parse_time(&format!("--{key}"), t))
+                .transpose()
+                .map_err(anyhow::Error::msg)
+        };
+        Ok(crate::store::query::Filter {
+            camera: self.camera.clone(),
+            zone: self.zone.clone(),
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+            model: None,
+        })
+    }
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Model bundle directory.
@@ -170,6 +215,8 @@ pub fn run(cli: Cli, init_logging: fn(&str), out: &mut dyn Write, err: &mut dyn 
         Command::AddExample(args) => add_example::add_example(args, out),
         Command::Capture(args) => capture::capture(args, out),
         Command::Run(_) => unreachable!("handled above"),
+        Command::Events(args) => events::events(args, out),
+        Command::Search(args) => search::search(args, out),
         Command::CheckConfig(args) => config::check_config(args, out),
         Command::PrintConfig => config::print_config(out),
         Command::Devices => devices::devices(out),

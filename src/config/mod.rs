@@ -22,6 +22,7 @@ mod gpio;
 mod logging;
 mod model;
 mod mqtt;
+mod store;
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -34,6 +35,7 @@ use toml::Spanned;
 pub use camera::{CameraConfig, ZoneConfig};
 pub use model::ModelConfig;
 pub use mqtt::{Broker, HomeAssistantConfig, MqttConfig};
+pub use store::StoreConfig;
 
 /// The documented default configuration, as shipped.
 pub const DEFAULT_CONFIG: &str = include_str!("../../boards/edgeclip.toml");
@@ -109,6 +111,7 @@ struct RawConfig {
     mqtt: Option<mqtt::RawMqtt>,
     homeassistant: Option<mqtt::RawHomeAssistant>,
     logging: Option<logging::RawLogging>,
+    store: Option<store::RawStore>,
     /// Defaults of every camera's `[cameras.NAME.detector]` keys.
     detector: Option<detector::RawDetector>,
     exit_when_done: Option<bool>,
@@ -122,6 +125,7 @@ pub struct Config {
     pub model: ModelConfig,
     pub mqtt: MqttConfig,
     pub homeassistant: HomeAssistantConfig,
+    pub store: StoreConfig,
     pub log_filter: String,
     /// Also print each event as one line on stdout (the demo does).
     pub print_events: bool,
@@ -159,12 +163,14 @@ impl Config {
         let mqtt = mqtt::parse(&cx, raw.mqtt.as_ref(), &node)?;
         let homeassistant = mqtt::parse_home_assistant(&cx, raw.homeassistant.as_ref(), &mqtt)?;
         let logging = logging::parse(&cx, raw.logging.as_ref())?;
+        let store = store::parse(&cx, raw.store.as_ref())?;
         let cameras = camera::parse_cameras(&cx, raw.cameras.as_ref(), raw.detector.as_ref())?;
         Ok(Config {
             node,
             model,
             mqtt,
             homeassistant,
+            store,
             log_filter: logging.filter,
             print_events: logging.print_events,
             exit_when_done: raw.exit_when_done.unwrap_or(EXIT_WHEN_DONE.default),

@@ -54,6 +54,9 @@ const SNAPSHOT_JPEG_QUALITY: u8 = 85;
 /// Snapshots of one frame, by zone (`None`: the whole frame).
 pub type Snapshots = Vec<(Option<String>, Arc<Vec<u8>>)>;
 
+/// Image embeddings of one frame, by zone.
+pub type Embeddings = Vec<(Option<String>, Vec<f32>)>;
+
 /// The colour a zone is outlined in on its snapshots: yellow, which few
 /// scenes are, 4 pixels wide at any frame size up to 1080p.
 const ZONE_OUTLINE: [u8; 3] = [255, 220, 0];
@@ -62,9 +65,20 @@ const ZONE_OUTLINE_PX: u32 = 4;
 /// What a camera's inference thread tells the main loop.
 #[derive(Debug)]
 pub enum CameraReport {
-    /// Events from one inferred frame. `snapshots` has that frame as JPEG
-    /// for each zone with a start among them.
-    Events { camera: String, events: Vec<Event>, snapshots: Snapshots, frame_time: SystemTime },
+    /// Events from one inferred frame. `snapshots` has that frame as JPEG,
+    /// and `embeddings` the zone's image embedding, for each zone with a
+    /// start among them.
+    Events { camera: String, events: Vec<Event>, snapshots: Snapshots, embeddings: Embeddings, frame_time: SystemTime },
+    /// A zone's inferred frame to keep in the store without an event, every
+    /// `store.keyframe_interval_min`.
+    Keyframe {
+        camera: String,
+        zone: Option<String>,
+        frame: u64,
+        frame_time: SystemTime,
+        embedding: Vec<f32>,
+        snapshot: Option<Vec<u8>>,
+    },
     /// Every label's score in an inferred frame, at most every
     /// `mqtt.scores_interval_s`.
     Scores(ScoresPayload),
@@ -129,6 +143,9 @@ pub struct InferenceSetup {
     pub input: Option<InputGate<AnyInputPin>>,
     /// How often the live scores are reported at most; `None`: never.
     pub scores_interval: Option<Duration>,
+    /// How often a zone's inferred frame is reported as a keyframe, and
+    /// whether with its snapshot; `None`: never (no store, or none asked).
+    pub keyframes: Option<(Duration, bool)>,
     pub out: Sender<CameraReport>,
 }
 
@@ -183,7 +200,7 @@ impl Camera {
         let classifier = Classifier::new(&setup.bundle, &setup.encoder, zones[0].matcher.clone())?;
         let inference = Inference::new(classifier, zones, setup.options, setup.input, setup.bundle.image.size);
         let out = setup.out;
-        let scores_interval = setup.scores_interval;
+        let reporting = Reporting { scores_interval: setup.scores_interval, keyframes: setup.keyframes };
         {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new().name(format!("capture-{name}")).spawn(move || {
@@ -195,7 +212,7 @@ impl Camera {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new().name(format!("infer-{name}")).spawn(move || {
                 let _span = camera_span(&shared.name).entered();
-                inference_loop(&shared, &out, inference, scores_interval)
+                inference_loop(&shared, &out, inference, reporting)
             })?
         };
         Ok(Camera { shared, inference: Some(inference) })
@@ -290,15 +307,17 @@ fn capture_loop(shared: &CameraShared, mut source: Box<dyn FrameSource>, wait_fo
     shared.slot.close();
 }
 
-fn inference_loop(
-    shared: &CameraShared,
-    out: &Sender<CameraReport>,
-    mut inference: Inference,
+/// What the inference thread reports besides events.
+struct Reporting {
     scores_interval: Option<Duration>,
-) {
+    keyframes: Option<(Duration, bool)>,
+}
+
+fn inference_loop(shared: &CameraShared, out: &Sender<CameraReport>, mut inference: Inference, reporting: Reporting) {
     let zone_count = shared.zone_count();
     let mut labels: Vec<Arc<CameraLabels>> = (0..zone_count).map(|i| shared.labels(i)).collect();
     let mut scores_sent: Vec<Option<Instant>> = vec![None; zone_count];
+    let mut keyframe_taken: Vec<Option<Instant>> = vec![None; zone_count];
     let rects: Vec<(Option<String>, Rect)> = inference.zones().map(|(n, r)| (n.map(String::from), *r)).collect();
     let mut full_size = Converter::new(None);
     let mut was_enabled = shared.enabled.load(Ordering::Relaxed);
@@ -310,7 +329,7 @@ fn inference_loop(
     // waits, 100 ms doubling up to 2 s, until a frame decodes again.
     let mut undecodable_in_row = 0u32;
     let mut undecodable_pause = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-    let send = |events: &mut Vec<Event>, snapshots: Snapshots, frame_time: SystemTime| {
+    let send = |events: &mut Vec<Event>, snapshots: Snapshots, embeddings: Embeddings, frame_time: SystemTime| {
         if events.is_empty() {
             return;
         }
@@ -330,6 +349,7 @@ fn inference_loop(
             camera: shared.name.clone(),
             events: std::mem::take(events),
             snapshots,
+            embeddings,
             frame_time,
         });
     };
@@ -338,21 +358,21 @@ fn inference_loop(
         *shared.heartbeat.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         if shared.stop.load(Ordering::Relaxed) {
             inference.end_events(&mut events);
-            send(&mut events, Vec::new(), SystemTime::now());
+            send(&mut events, Vec::new(), Vec::new(), SystemTime::now());
             break false;
         }
         for (zone, labels) in labels.iter_mut().enumerate() {
             let current = shared.labels(zone);
             if !Arc::ptr_eq(&current, labels) {
                 inference.set_labels(zone, current.matcher.clone(), current.detector.clone(), &mut events);
-                send(&mut events, Vec::new(), SystemTime::now());
+                send(&mut events, Vec::new(), Vec::new(), SystemTime::now());
                 *labels = current;
             }
         }
         let enabled = shared.enabled.load(Ordering::Relaxed);
         if was_enabled && !enabled {
             inference.end_events(&mut events);
-            send(&mut events, Vec::new(), SystemTime::now());
+            send(&mut events, Vec::new(), Vec::new(), SystemTime::now());
             inference.reset_motion();
         }
         was_enabled = enabled;
@@ -362,7 +382,7 @@ fn inference_loop(
             Err(TakeError::Timeout) => continue,
             Err(TakeError::Closed) => {
                 inference.end_events(&mut events);
-                send(&mut events, Vec::new(), SystemTime::now());
+                send(&mut events, Vec::new(), Vec::new(), SystemTime::now());
                 break true;
             }
         };
@@ -384,7 +404,27 @@ fn inference_loop(
                     undecodable_pause.succeeded();
                 }
                 count_step(shared, &frame, step, events.is_empty());
-                if let (Outcome::Inferred(_), Some(interval)) = (step.outcome, scores_interval) {
+                if let (Outcome::Inferred(_), Some((interval, with_snapshot))) = (step.outcome, reporting.keyframes) {
+                    let inferred: Vec<usize> = inference.inferred_scores().map(|(zone, _)| zone).collect();
+                    for zone in inferred {
+                        // The first after the interval (and one at the start).
+                        if keyframe_taken[zone].is_none_or(|t| t.elapsed() >= interval) {
+                            keyframe_taken[zone] = Some(Instant::now());
+                            let (name, rect) = &rects[zone];
+                            let snapshot =
+                                if with_snapshot { snapshot_jpeg(&frame, &mut full_size, rect) } else { None };
+                            let _ = out.send(CameraReport::Keyframe {
+                                camera: shared.name.clone(),
+                                zone: name.clone(),
+                                frame: frame.sequence,
+                                frame_time: frame.timestamp,
+                                embedding: inference.embedding(zone).to_vec(),
+                                snapshot,
+                            });
+                        }
+                    }
+                }
+                if let (Outcome::Inferred(_), Some(interval)) = (step.outcome, reporting.scores_interval) {
                     for (zone, scores) in inference.inferred_scores() {
                         if scores_sent[zone].is_none_or(|t| t.elapsed() >= interval) {
                             scores_sent[zone] = Some(Instant::now());
@@ -398,15 +438,17 @@ fn inference_loop(
                     // A snapshot per zone with a start: the frame, with the
                     // zone marked on it.
                     let mut snapshots: Snapshots = Vec::new();
-                    for (name, rect) in &rects {
+                    let mut embeddings: Embeddings = Vec::new();
+                    for (zone, (name, rect)) in rects.iter().enumerate() {
                         let starts = events.iter().any(|e| e.kind == EventKind::Start && e.zone == *name);
                         if starts {
                             if let Some(jpeg) = snapshot_jpeg(&frame, &mut full_size, rect) {
                                 snapshots.push((name.clone(), Arc::new(jpeg)));
                             }
+                            embeddings.push((name.clone(), inference.embedding(zone).to_vec()));
                         }
                     }
-                    send(&mut events, snapshots, frame.timestamp);
+                    send(&mut events, snapshots, embeddings, frame.timestamp);
                     let mut lat = shared.latencies.lock().unwrap_or_else(|e| e.into_inner());
                     lat.frame_to_publish.record(frame.arrived.elapsed());
                 }

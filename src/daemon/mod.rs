@@ -3,8 +3,11 @@
 //! with `broker = "embedded"`, a broker), and then runs the main loop on the
 //! calling thread:
 //!
-//! - events from the inference threads become MQTT messages
-//!   ([`crate::publish::publisher`]);
+//! - events from the inference threads are committed to the event history
+//!   ([`history`], `[store]`) and become MQTT messages
+//!   ([`crate::publish::publisher`]); the history's outbox feeds the MQTT
+//!   client and hears of each acknowledgement, and a thread of its own
+//!   answers searches over MQTT;
 //! - command topics switch cameras on and off, replace their labels, and
 //!   save the current frame as a label's example image ([`examples`]);
 //! - labels files are watched, and SIGHUP reloads them
@@ -26,6 +29,7 @@
 pub mod camera;
 pub mod camera_labels;
 pub mod examples;
+pub mod history;
 pub mod notify;
 pub mod panics;
 pub mod signals;
@@ -142,6 +146,9 @@ struct Daemon {
     next_example_id: u64,
     /// Refused commands, logged at a bounded rate.
     command_log: LogLimit,
+    /// The event history (`[store]`), and the thread that answers searches.
+    history: Option<history::History>,
+    search: Option<history::SearchService>,
 }
 
 /// Runs the daemon until a signal (or the end of every recording with
@@ -168,7 +175,7 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
     let encoder = Arc::new(ImageEncoder::load(&bundle, &encoder_options)?);
     let label_options = LabelOptions {
         cache_dir: Some(config.model.cache_dir.clone()),
-        encoder: encoder_options,
+        encoder: encoder_options.clone(),
         templates: None,
         zone: None,
         image_encoder: Some(Arc::clone(&encoder)),
@@ -181,6 +188,16 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         bundle.dir.display(),
         config.cameras.len()
     );
+
+    // The history before anything can happen that it should keep: a store
+    // that cannot be opened stops the start with its path.
+    let history = if config.store.enabled {
+        let h = history::History::open(&config.store, &bundle.name)?;
+        tracing::info!("event history in '{}'", h.path().display());
+        Some(h)
+    } else {
+        None
+    };
 
     // Every camera's (and zone's) labels before anything is published: a
     // mistake in one stops the start with its file and line.
@@ -239,7 +256,23 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
     if let Some(d) = &discovery {
         subscriptions.push(d.status_topic());
     }
+    let searchable = history.is_some() && config.store.mqtt_search;
+    if searchable {
+        subscriptions.extend([topics.search_fleet(), topics.search_node(), topics.snapshot_get()]);
+    }
     let mqtt = MqttClient::start(&mqtt_config, topics.availability(), subscriptions)?;
+    let search = match &history {
+        Some(h) if searchable => Some(history::SearchService::start(
+            h.path(),
+            Arc::clone(&bundle),
+            encoder_options,
+            Arc::clone(&encoder),
+            &config.node,
+            topics.clone(),
+            mqtt.publisher(),
+        )?),
+        _ => None,
+    };
     let publisher =
         Publisher::new(topics, discovery, &config.node, &bundle.name, if config.print_events { print } else { None });
 
@@ -262,6 +295,8 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         next_example_id: 0,
         // A person trying commands sees each of a few; a flood is counted.
         command_log: LogLimit::with_burst(5),
+        history,
+        search,
         config: config.clone(),
     };
     // `report_tx` lives as long as the main loop: cameras whose recordings
@@ -393,6 +428,10 @@ impl Daemon {
             zones: cam.zones.clone(),
             input,
             scores_interval: self.config.mqtt.scores_interval,
+            keyframes: match &self.history {
+                Some(_) => self.config.store.keyframe_interval.map(|every| (every, self.config.store.snapshots)),
+                None => None,
+            },
             out: out.clone(),
         };
         let camera =
@@ -470,6 +509,11 @@ impl Daemon {
                 self.poll_labels_files(reload_all);
             }
             self.expire_examples();
+            if let Some(h) = &mut self.history {
+                h.delivered(&self.mqtt.take_delivered());
+                h.feed(|m| self.mqtt.publish(m));
+                h.tick();
+            }
             if self.stats.since_last() >= self.config.mqtt.stats_interval {
                 self.publish_stats();
             }
@@ -514,17 +558,28 @@ impl Daemon {
     /// notes that its inference thread has ended.
     fn handle_camera_report(&mut self, report: CameraReport) {
         match report {
-            CameraReport::Events { camera, events, snapshots, frame_time } => {
+            CameraReport::Events { camera, events, snapshots, embeddings, frame_time } => {
                 let _span = camera_span(&camera).entered();
                 for e in &events {
                     let snapshot = snapshots.iter().find(|(zone, _)| *zone == e.zone).map(|(_, jpeg)| jpeg.as_slice());
-                    self.publisher.event(&self.mqtt, &camera, e, snapshot, frame_time);
+                    let embedding = embeddings.iter().find(|(zone, _)| *zone == e.zone).map(|(_, v)| v.as_slice());
+                    // Committed to the store first, then published.
+                    let message = match &mut self.history {
+                        Some(h) => h.record(&self.publisher, &camera, e, snapshot, embedding, frame_time),
+                        None => Some(self.publisher.unstored_event(&camera, e, frame_time)),
+                    };
+                    self.publisher.event(&self.mqtt, &camera, e, snapshot, frame_time, message);
                 }
                 if let Some(c) = self.cameras.get_mut(&camera) {
                     let now = Instant::now();
                     for line in &mut c.gpio_outputs {
                         events.iter().for_each(|e| line.event(e, now));
                     }
+                }
+            }
+            CameraReport::Keyframe { camera, zone, frame, frame_time, embedding, snapshot } => {
+                if let Some(h) = &mut self.history {
+                    h.keyframe(&camera, zone.as_deref(), frame, frame_time, &embedding, snapshot.as_deref());
                 }
             }
             CameraReport::Scores(scores) => self.publisher.scores(&self.mqtt, &scores),
@@ -650,6 +705,18 @@ impl Daemon {
                                 labels.positive_names(),
                             );
                         }
+                    }
+                }
+                return;
+            }
+        }
+        if let Some(search) = &self.search {
+            let t = &self.publisher.topics;
+            if msg.topic == t.search_fleet() || msg.topic == t.search_node() || msg.topic == t.snapshot_get() {
+                if let Err(why) = search.submit(t, &self.mqtt, &msg.topic, &msg.payload) {
+                    self.commands.refused += 1;
+                    if let Some(n) = self.command_log.check() {
+                        tracing::warn!("MQTT request on '{}' refused: {why}{}", untrusted(&msg.topic), also(n));
                     }
                 }
                 return;
@@ -856,7 +923,9 @@ impl Daemon {
             outputs: &c.gpio_outputs,
             input: c.config.input.as_ref(),
         });
-        let stats = self.stats.report(&self.mqtt.stats(), &self.commands, cameras);
+        let mut stats = self.stats.report(&self.mqtt.stats(), &self.commands, cameras);
+        let searches = self.search.as_ref().map_or(0, history::SearchService::answered);
+        stats.store = self.history.as_ref().map(|h| h.stats(searches));
         self.publisher.stats(&self.mqtt, &stats);
     }
 
@@ -901,10 +970,20 @@ impl Daemon {
             // The safe level, whatever the events said last.
             c.gpio_outputs.iter_mut().for_each(EventOutput::shutdown);
         }
+        if let Some(h) = &mut self.history {
+            h.delivered(&self.mqtt.take_delivered());
+            h.feed(|m| self.mqtt.publish(m));
+        }
         self.publish_stats();
         let report = self.mqtt.shutdown(FLUSH_MQTT_WITHIN);
+        if let Some(h) = &mut self.history {
+            h.delivered(&report.receipts);
+        }
+        let stored = report.undelivered.iter().filter(|m| m.receipt.is_some()).count();
         if report.undelivered.is_empty() {
             tracing::info!("stopped: {report}");
+        } else if stored > 0 {
+            tracing::warn!("stopped: {report}; {stored} of them wait in the store and go out first at the next start");
         } else {
             tracing::warn!("stopped: {report}");
         }

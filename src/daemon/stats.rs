@@ -267,6 +267,8 @@ impl StatsReporter {
                 reconnects: mqtt.reconnects,
             },
             node: self.node.clone(),
+            // Filled in by the daemon, which owns the store.
+            store: None,
             time: Timestamp(SystemTime::now()),
             uptime_s: self.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").to_string(),

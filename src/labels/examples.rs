@@ -235,10 +235,24 @@ impl ExampleEmbedder {
                 full.display()
             ));
         }
+        self.embed_bytes(&bytes, image.crop.as_ref(), &full)
+    }
+
+    /// The L2-normalized embedding of an image file (PNG or JPEG) as a
+    /// whole: `edgeclip search --image`.
+    pub fn embed_file(&mut self, path: &Path) -> Result<Vec<f32>, String> {
+        let bytes = crate::util::file::read_small(path, MAX_EXAMPLE_FILE_BYTES)
+            .map_err(|e| format!("cannot read image '{}': {e}", path.display()))?;
+        self.embed_bytes(&bytes, None, path)
+    }
+
+    /// Decodes, crops (`crop`), preprocesses and encodes; `full` names the
+    /// image in errors.
+    fn embed_bytes(&mut self, bytes: &[u8], crop_to: Option<&Rect>, full: &Path) -> Result<Vec<f32>, String> {
         let (width, height, data) =
-            decode_rgb(&bytes).map_err(|e| format!("cannot decode example '{}': {e}", full.display()))?;
+            decode_rgb(bytes).map_err(|e| format!("cannot decode example '{}': {e}", full.display()))?;
         self.rgb = RgbImage { width, height, data };
-        let source = match &image.crop {
+        let source = match crop_to {
             Some(rect) => {
                 crop(&self.rgb, rect, &mut self.cropped);
                 &self.cropped

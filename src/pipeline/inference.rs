@@ -117,6 +117,9 @@ struct Zone {
     detector: Detector,
     /// The model ran on this zone in the last step.
     inferred: bool,
+    /// The zone's image embedding of the last frame the model ran on
+    /// (normalized; empty before the first).
+    embedding: Vec<f32>,
 }
 
 impl Zone {
@@ -166,6 +169,7 @@ impl Inference {
                 matcher: z.matcher,
                 detector: Detector::new(z.labels, options.detector),
                 inferred: false,
+                embedding: Vec::new(),
             })
             .collect();
         Inference {
@@ -235,6 +239,9 @@ impl Inference {
                 }
             }
             self.classifier.classify_into(image.as_frame(), TOP_K, &zone.matcher, &mut zone.scores)?;
+            // Sized once, then overwritten: no allocation per frame.
+            zone.embedding.clear();
+            zone.embedding.extend_from_slice(self.classifier.embedding());
             if tracing::enabled!(tracing::Level::TRACE) {
                 let names = zone.matcher.names();
                 let top: Vec<String> = zone
@@ -273,6 +280,13 @@ impl Inference {
     /// label's score there (softmax probability, in label order).
     pub fn inferred_scores(&self) -> impl Iterator<Item = (usize, &[f32])> {
         self.zones.iter().enumerate().filter(|(_, z)| z.inferred).map(|(i, z)| (i, z.scores.probability.as_slice()))
+    }
+
+    /// Zone `zone`'s image embedding of the last frame the model ran on
+    /// there (normalized; empty before the first): what the store keeps
+    /// with an event or a keyframe.
+    pub fn embedding(&self, zone: usize) -> &[f32] {
+        &self.zones[zone].embedding
     }
 
     /// Matches zone `zone`'s next crops against a new label set; events of

@@ -183,6 +183,12 @@ pub struct EventPayload {
     pub frame: u64,
     /// When that frame arrived.
     pub frame_time: Timestamp,
+    /// The event's id in the node's store, the same in its start and end
+    /// messages: with `node` and `type`, what a subscriber de-duplicates on
+    /// (after a crash or a broken connection a message can arrive twice);
+    /// `--like` and the snapshot request take it. Null when the node keeps
+    /// no store.
+    pub id: Option<i64>,
     /// The label, as named in the labels file.
     pub label: String,
     /// The model bundle's name.
@@ -345,12 +351,37 @@ pub struct Stats {
     pub mqtt: MqttClientStats,
     /// The daemon's `node`.
     pub node: String,
+    /// The event history on disk; null when `store.enabled` is false.
+    pub store: Option<StoreStats>,
     /// When the message was made.
     pub time: Timestamp,
     /// Whole seconds since the daemon started.
     pub uptime_s: u64,
     /// edgeclip's version.
     pub version: String,
+}
+
+/// The event history in a stats message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Bytes of the file in use.
+    pub bytes: u64,
+    /// Undelivered event messages removed with their events by retention,
+    /// since start: the only events lost.
+    pub dropped: u64,
+    /// Writes that failed, since start; their messages were published from
+    /// memory instead.
+    pub errors: u64,
+    /// Events written, since start.
+    pub events_stored: u64,
+    /// Keyframes written, since start.
+    pub keyframes_stored: u64,
+    /// Events and keyframes removed by retention (age or size), since start.
+    pub removed: u64,
+    /// Searches answered over MQTT, since start.
+    pub searches: u64,
+    /// Event messages the broker has not acknowledged yet, on disk.
+    pub undelivered: u64,
 }
 
 /// The MQTT client in a stats message.
@@ -597,6 +628,16 @@ mod tests {
                 reconnects: 0,
             },
             node: "garage".into(),
+            store: Some(StoreStats {
+                bytes: 4096,
+                dropped: 0,
+                errors: 1,
+                events_stored: 12,
+                keyframes_stored: 3,
+                removed: 2,
+                searches: 5,
+                undelivered: 4,
+            }),
             time: Timestamp(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
             uptime_s: 3600,
             version: "0.1.0".into(),
@@ -615,7 +656,8 @@ mod tests {
                 r#""running":true,"source":"/dev/video0"}}}},"#,
                 r#""interval_s":60.0,"model":"tiny-shapes","#,
                 r#""mqtt":{{"commands_accepted":2,"commands_refused":1,"connected":true,"last_error":null,"overflowed":0,"published":42,"queued":1,"reconnects":0}},"#,
-                r#""node":"garage","time":"2023-11-14T22:13:20.123Z","uptime_s":3600,"version":"0.1.0"}}"#
+                r#""node":"garage","store":{{"bytes":4096,"dropped":0,"errors":1,"events_stored":12,"keyframes_stored":3,"removed":2,"searches":5,"undelivered":4}},"#,
+                r#""time":"2023-11-14T22:13:20.123Z","uptime_s":3600,"version":"0.1.0"}}"#
             ),
             l(1),
             l(2),

@@ -51,9 +51,11 @@ impl Publisher {
         Publisher { topics, discovery, node: node.to_string(), model: model.to_string(), print }
     }
 
-    /// The payload of one event on `<camera>/events`.
-    pub fn event_payload(&self, camera: &str, e: &Event, frame_time: SystemTime) -> EventPayload {
+    /// The payload of one event on `<camera>/events`; `id`: its id in the
+    /// store.
+    pub fn event_payload(&self, camera: &str, e: &Event, frame_time: SystemTime, id: Option<i64>) -> EventPayload {
         EventPayload {
+            id,
             camera: camera.to_string(),
             duration_s: secs(e.duration),
             frame: e.frame,
@@ -78,9 +80,21 @@ impl Publisher {
         }
     }
 
-    /// One event: its JSON (QoS 1, in order), the label's retained state,
-    /// and for a start the snapshot (retained, so the last one is always
-    /// there to look at).
+    /// The event message of one event: its topic and JSON.
+    pub fn event_message(&self, camera: &str, e: &Event, frame_time: SystemTime, id: Option<i64>) -> (String, Vec<u8>) {
+        (self.topics.events(camera), to_json(&self.event_payload(camera, e, frame_time, id)))
+    }
+
+    /// The event message for a daemon without a store: published from memory.
+    pub fn unstored_event(&self, camera: &str, e: &Event, frame_time: SystemTime) -> Message {
+        let (topic, json) = self.event_message(camera, e, frame_time, None);
+        Message::event(topic, json)
+    }
+
+    /// One event: its message (QoS 1, in order; `None` when it waits in the
+    /// store's outbox behind older ones), the label's retained state, and
+    /// for a start the snapshot (retained, so the last one is always there
+    /// to look at).
     pub fn event(
         &mut self,
         mqtt: &MqttClient,
@@ -88,15 +102,17 @@ impl Publisher {
         e: &Event,
         snapshot: Option<&[u8]>,
         frame_time: SystemTime,
+        message: Option<Message>,
     ) {
-        let json = to_json(&self.event_payload(camera, e, frame_time));
         let zone = e.zone.as_deref();
         if e.kind == EventKind::Start {
             if let Some(jpeg) = snapshot {
                 mqtt.publish(Message::retained(self.topics.snapshot(camera, zone, &e.label), jpeg.to_vec()));
             }
         }
-        mqtt.publish(Message::event(self.topics.events(camera), json));
+        if let Some(message) = message {
+            mqtt.publish(message);
+        }
         // A removed label's retained state was cleared when its label set
         // changed (`labels_changed`); its ending event must not bring an
         // OFF back.
@@ -224,7 +240,7 @@ mod tests {
 
     /// The event's payload as a consumer parses it.
     fn event_json(p: &Publisher, camera: &str, e: &Event, frame_time: SystemTime) -> Value {
-        serde_json::from_slice(&to_json(&p.event_payload(camera, e, frame_time))).unwrap()
+        serde_json::from_slice(&to_json(&p.event_payload(camera, e, frame_time, None))).unwrap()
     }
 
     fn start_and_end() -> (Event, Event) {
@@ -281,11 +297,12 @@ mod tests {
     fn events_serialize_exactly() {
         let p = Publisher::new(Topics::new("edgeclip", "garage"), None, "garage", "tiny-shapes", None);
         let (start, end) = start_and_end();
-        let text = |e: &Event, t: SystemTime| String::from_utf8(to_json(&p.event_payload("front", e, t))).unwrap();
+        let text =
+            |e: &Event, t: SystemTime| String::from_utf8(to_json(&p.event_payload("front", e, t, Some(7)))).unwrap();
         assert_eq!(
             text(&start, start.started),
             concat!(
-                r#"{"camera":"front","duration_s":0.0,"frame":41,"frame_time":"2023-11-14T22:13:20.123Z","#,
+                r#"{"camera":"front","duration_s":0.0,"frame":41,"frame_time":"2023-11-14T22:13:20.123Z","id":7,"#,
                 r#""label":"delivery van","model":"tiny-shapes","node":"garage","peak":0.9123,"score":0.9123,"#,
                 r#""snapshot_topic":"edgeclip/garage/front/delivery van/snapshot","start_frame":41,"#,
                 r#""start_time":"2023-11-14T22:13:20.123Z","type":"start","zone":null}"#
@@ -294,7 +311,7 @@ mod tests {
         assert_eq!(
             text(&end, start.started + Duration::from_millis(2900)),
             concat!(
-                r#"{"camera":"front","duration_s":2.9,"frame":70,"frame_time":"2023-11-14T22:13:23.023Z","#,
+                r#"{"camera":"front","duration_s":2.9,"frame":70,"frame_time":"2023-11-14T22:13:23.023Z","id":7,"#,
                 r#""label":"delivery van","model":"tiny-shapes","node":"garage","peak":0.9123,"reason":"gone","#,
                 r#""score":0.1,"start_frame":41,"start_time":"2023-11-14T22:13:20.123Z","type":"end","zone":null}"#
             )

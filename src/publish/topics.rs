@@ -23,13 +23,42 @@
 /// Builds the topics of one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
+    /// `mqtt.topic_prefix`.
+    prefix: String,
     /// `<prefix>/<node>`.
     base: String,
 }
 
 impl Topics {
     pub fn new(prefix: &str, node: &str) -> Topics {
-        Topics { base: format!("{prefix}/{node}") }
+        Topics { prefix: prefix.to_string(), base: format!("{prefix}/{node}") }
+    }
+
+    /// Where a search for every node on the broker is asked
+    /// (`<prefix>/search`).
+    pub fn search_fleet(&self) -> String {
+        crate::search::request::fleet_topic(&self.prefix)
+    }
+
+    /// Where a search for this node alone is asked.
+    pub fn search_node(&self) -> String {
+        format!("{}/search", self.base)
+    }
+
+    /// Where the answers to search `id` go, from every node.
+    pub fn search_reply(&self, id: &str) -> String {
+        crate::search::request::reply_topic(&self.prefix, id)
+    }
+
+    /// Where a stored snapshot is asked for.
+    pub fn snapshot_get(&self) -> String {
+        format!("{}/snapshot/get", self.base)
+    }
+
+    /// Where a stored event's or keyframe's snapshot is published when
+    /// asked for (not retained).
+    pub fn stored_snapshot(&self, kind: &str, id: i64) -> String {
+        format!("{}/history/{kind}/{id}/snapshot", self.base)
     }
 
     pub fn availability(&self) -> String {

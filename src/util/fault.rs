@@ -5,7 +5,9 @@
 //!
 //! `EDGECLIP_FAULT` is a comma-separated list: `panic:SITE` makes [`point`]
 //! panic at that site (e.g. `panic:inference` on the first frame inferred),
-//! `hang:SITE` makes it block for ever there (a wedged thread), and
+//! `hang:SITE` makes it block for ever there (a wedged thread),
+//! `abort:SITE:N` aborts the process the `N`th time it gets there (a power
+//! cut in the middle of a write, as near as a process can come), and
 //! `stalled-after-ms:N` shortens the daemon's stall limit ([`stall_limit`])
 //! so that a test of the watchdog takes seconds.
 
@@ -17,6 +19,13 @@ pub fn point(site: &str) {
         if faults.split(',').any(|f| f.trim().strip_prefix("panic:") == Some(site)) {
             panic!("fault injected at '{site}' (EDGECLIP_FAULT)");
         }
+        for fault in faults.split(',') {
+            let Some((at, n)) = fault.trim().strip_prefix("abort:").and_then(|f| f.rsplit_once(':')) else { continue };
+            if at == site && n.parse::<u64>().is_ok_and(|n| n == reached(site)) {
+                eprintln!("fault injected at '{site}' (EDGECLIP_FAULT): aborting");
+                std::process::abort();
+            }
+        }
         if faults.split(',').any(|f| f.trim().strip_prefix("hang:") == Some(site)) {
             tracing::warn!("fault injected at '{site}' (EDGECLIP_FAULT): hanging");
             loop {
@@ -26,6 +35,18 @@ pub fn point(site: &str) {
     }
     #[cfg(not(debug_assertions))]
     let _ = site;
+}
+
+/// How many times `site` has been reached, this time included.
+#[cfg(debug_assertions)]
+fn reached(site: &str) -> u64 {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static COUNTS: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
+    let mut counts = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    let n = counts.get_or_insert_with(HashMap::new).entry(site.to_string()).or_insert(0);
+    *n += 1;
+    *n
 }
 
 /// `default`, or in a debug build the `stalled-after-ms:N` of

@@ -33,7 +33,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_PERIOD: Duration = Duration::from_millis(50);
 
 /// A configuration on the demo model and labels (a copy in the daemon's
-/// folder), for the camera `demo` reading `source`; `broker` is the
+/// folder), with its store in that folder too, for the camera `demo`
+/// reading `source`; `broker` is the
 /// `[mqtt]` table's connection keys (e.g. [`broker_at`]), `extra` is
 /// appended (more tables, or keys of the last one).
 pub fn config(broker: &str, source: &str, extra: &str) -> String {
@@ -47,6 +48,8 @@ cache_dir = "@DIR@/cache"
 {broker}
 stats_interval_s = 1
 commands = true
+[store]
+path = "@DIR@/history.db"
 [logging]
 print_events = true
 [cameras.demo]

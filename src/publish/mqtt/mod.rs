@@ -106,25 +106,36 @@ pub struct Message {
     pub retain: bool,
     /// A newer message on the same topic replaces this one while it waits.
     pub latest_only: bool,
+    /// The store's outbox row of this message: once the broker has it, the
+    /// id is reported by [`MqttClient::take_delivered`].
+    pub receipt: Option<i64>,
 }
 
 impl Message {
     /// An event: must arrive, not retained, queued in order and never
     /// coalesced.
     pub fn event(topic: String, payload: Vec<u8>) -> Message {
-        Message { topic, payload, qos: 1, retain: false, latest_only: false }
+        Message { topic, payload, qos: 1, retain: false, latest_only: false, receipt: None }
     }
 
     /// A state: must arrive, retained; only the newest per topic is kept
     /// while waiting, and it is published again if the broker lost it.
     pub fn retained(topic: String, payload: Vec<u8>) -> Message {
-        Message { topic, payload, qos: 1, retain: true, latest_only: true }
+        Message { topic, payload, qos: 1, retain: true, latest_only: true, receipt: None }
+    }
+
+    /// An event from the store's outbox (row `receipt`): as
+    /// [`Message::event`], and its delivery is reported back. Such messages
+    /// do not count against the offline queue's capacity: the daemon hands
+    /// over only a window of them at a time, and the rest wait on disk.
+    pub fn stored_event(topic: String, payload: Vec<u8>, receipt: i64) -> Message {
+        Message { receipt: Some(receipt), ..Message::event(topic, payload) }
     }
 
     /// Periodic news (stats): not retained, only the newest per topic is kept
     /// while waiting, and QoS 0, since the next one replaces it anyway.
     pub fn latest(topic: String, payload: Vec<u8>) -> Message {
-        Message { topic, payload, qos: 0, retain: false, latest_only: true }
+        Message { topic, payload, qos: 0, retain: false, latest_only: true, receipt: None }
     }
 }
 
@@ -167,6 +178,9 @@ pub struct ShutdownReport {
     pub clean: bool,
     /// The counters at the end.
     pub stats: MqttStats,
+    /// Receipts of stored messages delivered since the last
+    /// [`MqttClient::take_delivered`].
+    pub receipts: Vec<i64>,
 }
 
 impl fmt::Display for ShutdownReport {
@@ -258,6 +272,12 @@ impl MqttClient {
         MqttPublisher { shared: Arc::clone(&self.shared) }
     }
 
+    /// The outbox rows ([`Message::receipt`]) the broker acknowledged since
+    /// the last call, in the order it did.
+    pub fn take_delivered(&self) -> Vec<i64> {
+        self.shared.lock().state.take_delivered()
+    }
+
     /// Messages on the subscribed filters.
     pub fn incoming(&self) -> &Receiver<Incoming> {
         &self.incoming
@@ -289,6 +309,7 @@ impl MqttClient {
             undelivered: link.state.undelivered(),
             clean: link.state.clean(),
             stats: link.state.stats(),
+            receipts: link.state.take_delivered(),
         };
         let finished = link.finished;
         // Out of time or done: the thread ends at its next step, without a

@@ -70,7 +70,7 @@ struct Queue {
 
 /// Whether a message counts against the queue's capacity.
 fn counted(q: &Queued) -> bool {
-    !q.internal && !q.message.latest_only
+    !q.internal && !q.message.latest_only && q.message.receipt.is_none()
 }
 
 impl Queue {
@@ -157,6 +157,8 @@ pub(super) struct State {
     subscribed: bool,
     /// `offline` was delivered and DISCONNECT written.
     clean: bool,
+    /// Receipts of delivered messages not yet taken by the daemon.
+    receipts: Vec<i64>,
 }
 
 impl State {
@@ -182,6 +184,7 @@ impl State {
             collided: None,
             subscribed: false,
             clean: false,
+            receipts: Vec::new(),
         }
     }
 
@@ -433,6 +436,14 @@ impl State {
         if !q.internal {
             self.published += 1;
         }
+        if let Some(receipt) = q.message.receipt {
+            self.receipts.push(receipt);
+        }
+    }
+
+    /// The receipts of messages delivered since the last call.
+    pub fn take_delivered(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.receipts)
     }
 
     /// DISCONNECT was written after everything was delivered.
@@ -526,6 +537,32 @@ mod tests {
         s.enqueue(user(Message::retained("s".into(), b"2".to_vec())));
         assert_eq!(topics(&s), ["e=1", "e=2", "e=3", "s=2"]);
         assert_eq!(s.overflowed, 1);
+    }
+
+    #[test]
+    fn stored_events_are_reported_once_acknowledged_and_never_dropped_for_room() {
+        let mut s = state(1);
+        for receipt in 1..=3 {
+            s.publish(Message::stored_event("e".into(), format!("{receipt}").into_bytes(), receipt));
+        }
+        s.publish(event("e", "ram"));
+        assert_eq!(s.overflowed, 0, "stored events wait on disk, not in the queue's room");
+        s.accepted(false);
+        assert_eq!(send_all(&mut s), ["a=online", "e=1", "e=2", "e=3", "e=ram"]);
+        s.written(1);
+        s.written(2);
+        s.acknowledged(1);
+        assert_eq!(s.take_delivered(), Vec::<i64>::new(), "only online, which has no receipt, is acknowledged");
+        s.written(3);
+        s.acknowledged(2);
+        // The connection breaks: the unacknowledged go back and are sent again.
+        s.connection_lost("gone".into());
+        assert_eq!(s.take_delivered(), [1]);
+        s.accepted(true);
+        assert_eq!(send_all(&mut s), ["a=online", "e=2", "e=3", "e=ram"]);
+        deliver_all(&mut s, 10);
+        assert_eq!(s.take_delivered(), [2, 3]);
+        assert!(s.take_delivered().is_empty());
     }
 
     #[test]
