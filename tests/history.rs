@@ -8,6 +8,8 @@
 //! - Search: the demo clip replayed with the store on; `edgeclip search`
 //!   ranks each shape's event first for its own words, and `--like` ranks
 //!   the same label's events first.
+//! - A disk that refuses writes: events are published from memory, counted
+//!   and logged; the daemon goes on.
 //! - A fleet: two daemons on one Mosquitto that saw different shapes; a
 //!   search over the broker returns the node that saw it first, and a node
 //!   that is frozen is reported, not waited for.
@@ -22,7 +24,7 @@ use serde_json::Value;
 
 use edgeclip::store::{OutboxMessage, Store};
 
-use crate::support::daemon::{broker_at, config, looping_source, replay_source, Daemon, EVENTS_TOPIC};
+use crate::support::daemon::{broker_at, config, looping_source, replay_source, Daemon, EVENTS_TOPIC, STATS_TOPIC};
 use crate::support::demo::{clip_frames, truth_visits};
 use crate::support::mosquitto::{Mosquitto, MosquittoOptions};
 use crate::support::paths::demo_model_dir;
@@ -111,6 +113,28 @@ fn an_abort_mid_commit_and_a_sigkill_with_the_broker_down_lose_no_committed_even
     }
     assert!(daemon.stderr_text().contains("not delivered before the last stop"), "{}", daemon.stderr_text());
     assert!(daemon.stop().success());
+}
+
+#[test]
+fn a_store_that_cannot_be_written_costs_the_history_not_the_events() {
+    let broker = Mosquitto::start(MosquittoOptions::default());
+    let sub = Subscriber::connect(broker.port(), "history-full", &[EVENTS_TOPIC, STATS_TOPIC]);
+    let text = config(&broker_at(broker.port()), &looping_source(10), "");
+    let mut daemon = Daemon::start_with_env(&text, &[("EDGECLIP_FAULT", "fail:store-write")]);
+    let got = sub.wait_for(patience(Duration::from_secs(60)), "events and a stats message counting errors", |m| {
+        m.iter().filter(|r| r.topic == EVENTS_TOPIC).count() >= 2
+            && m.iter().any(|r| {
+                r.topic == STATS_TOPIC
+                    && serde_json::from_slice::<Value>(&r.payload)
+                        .is_ok_and(|s| s["store"]["errors"].as_u64() >= Some(2))
+            })
+    });
+    // Published from memory, without an id the store never gave.
+    let first: Value = serde_json::from_slice(&got.iter().find(|r| r.topic == EVENTS_TOPIC).unwrap().payload).unwrap();
+    assert_eq!((first["type"].as_str(), first["id"].as_i64()), (Some("start"), None));
+    let log = daemon.stderr_text();
+    assert!(log.contains("writing an event") && log.contains("published from memory"), "{log}");
+    assert!(daemon.stop().success(), "{}", daemon.stderr_text());
 }
 
 /// `edgeclip ARGS` (the daemon's configuration is one of them): its stdout.

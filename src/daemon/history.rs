@@ -312,6 +312,9 @@ pub enum Request {
 pub struct SearchService {
     tx: SyncSender<Request>,
     answered: Arc<std::sync::atomic::AtomicU64>,
+    /// For the replies refused here.
+    node: String,
+    model: String,
 }
 
 impl SearchService {
@@ -328,6 +331,7 @@ impl SearchService {
         let store = Store::open_read_only(path)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(SEARCH_QUEUE);
         let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let model = bundle.name.clone();
         let searcher = Searcher::new(bundle, options, node, topics.clone(), Some(image_encoder));
         let count = Arc::clone(&answered);
         std::thread::Builder::new()
@@ -337,7 +341,7 @@ impl SearchService {
                 path: path.to_path_buf(),
                 problem: format!("cannot start the search thread: {e}"),
             })?;
-        Ok(SearchService { tx, answered })
+        Ok(SearchService { tx, answered, node: node.to_string(), model })
     }
 
     /// Searches answered so far.
@@ -373,8 +377,8 @@ impl SearchService {
             Err(TrySendError::Full(Request::Search { request, .. })) => {
                 let reply = crate::search::request::SearchReply {
                     id: request.id.clone(),
-                    node: String::new(),
-                    model: String::new(),
+                    node: self.node.clone(),
+                    model: self.model.clone(),
                     searched: 0,
                     took_ms: 0.0,
                     hits: Vec::new(),

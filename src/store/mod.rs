@@ -269,6 +269,12 @@ impl Store {
         let keep = self.config.snapshots;
         let path = self.path.clone();
         let sql = move |source| StoreError::Sql { path: path.clone(), what: "writing an event", source };
+        if crate::util::fault::fails("store-write") {
+            return Err(sql(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                Some("fault injected (EDGECLIP_FAULT)".into()),
+            )));
+        }
         let tx = self.conn.transaction().map_err(&sql)?;
         let image = Self::insert_image(&tx, keep, e.snapshot).map_err(&sql)?;
         let q = e.embedding.and_then(Quantized::new);

@@ -7,7 +7,9 @@
 //! panic at that site (e.g. `panic:inference` on the first frame inferred),
 //! `hang:SITE` makes it block for ever there (a wedged thread),
 //! `abort:SITE:N` aborts the process the `N`th time it gets there (a power
-//! cut in the middle of a write, as near as a process can come), and
+//! cut in the middle of a write, as near as a process can come),
+//! `fail:SITE` makes [`fails`] say yes there (a disk that refuses writes),
+//! and
 //! `stalled-after-ms:N` shortens the daemon's stall limit ([`stall_limit`])
 //! so that a test of the watchdog takes seconds.
 
@@ -35,6 +37,19 @@ pub fn point(site: &str) {
     }
     #[cfg(not(debug_assertions))]
     let _ = site;
+}
+
+/// Whether the operation at `site` is to fail (`fail:SITE` in a debug
+/// build); always false in a release build.
+#[inline]
+pub fn fails(site: &str) -> bool {
+    #[cfg(debug_assertions)]
+    if let Ok(faults) = std::env::var("EDGECLIP_FAULT") {
+        return faults.split(',').any(|f| f.trim().strip_prefix("fail:") == Some(site));
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = site;
+    false
 }
 
 /// How many times `site` has been reached, this time included.
