@@ -176,7 +176,7 @@ impl History {
                 Some(Message::event(topic, payload))
             }
         };
-        self.retention_after_write();
+        self.retention();
         message
     }
 
@@ -244,7 +244,7 @@ impl History {
             Ok(None) => {}
             Err(e) => self.write_failed(&e),
         }
-        self.retention_after_write();
+        self.retention();
     }
 
     /// Periodic work: retention once a minute.
@@ -252,10 +252,6 @@ impl History {
         if self.last_retention.elapsed() >= RETENTION_EVERY {
             self.retention();
         }
-    }
-
-    fn retention_after_write(&mut self) {
-        self.retention();
     }
 
     fn retention(&mut self) {

@@ -105,7 +105,6 @@ pub struct Entry {
     /// The event's start, or the keyframe's time.
     pub time: SystemTime,
     pub end: Option<SystemTime>,
-    pub peak: Option<f32>,
     pub snapshot: bool,
 }
 
@@ -163,17 +162,17 @@ impl Store {
             let mut stmt = self.connection().prepare(&sql).map_err(self.sql("reading embeddings"))?;
             let mut rows = stmt.query(rusqlite::params_from_iter(values)).map_err(self.sql("reading embeddings"))?;
             while let Some(r) = rows.next().map_err(self.sql("reading embeddings"))? {
-                let read = || -> rusqlite::Result<(i64, f32, f32)> {
+                let read = || -> rusqlite::Result<(i64, f32)> {
                     let id: i64 = r.get(0)?;
                     let bytes = r.get_ref(1)?.as_blob()?;
                     let scale = r.get::<_, f64>(2)? as f32;
                     // Another model's width: not comparable, not ranked.
                     if bytes.len() != query.values.len() {
-                        return Ok((id, f32::NAN, scale));
+                        return Ok((id, f32::NAN));
                     }
-                    Ok((id, dot(&query.values, as_i8(bytes)) as f32 * query.scale * scale, scale))
+                    Ok((id, dot(&query.values, as_i8(bytes)) as f32 * query.scale * scale))
                 };
-                let (id, score, _) = read().map_err(self.sql("reading embeddings"))?;
+                let (id, score) = read().map_err(self.sql("reading embeddings"))?;
                 if !score.is_nan() && exclude != Some((kind, id)) {
                     top.offer((kind, id), score);
                 }
@@ -202,7 +201,7 @@ impl Store {
     pub fn entry(&self, kind: Kind, id: i64) -> Result<Option<Entry>, StoreError> {
         let entry = match kind {
             Kind::Event => self.connection().query_row(
-                "SELECT camera, zone, label, start_ms, end_ms, peak, image_id IS NOT NULL FROM events WHERE id = ?1",
+                "SELECT camera, zone, label, start_ms, end_ms, image_id IS NOT NULL FROM events WHERE id = ?1",
                 [id],
                 |r| {
                     Ok(Entry {
@@ -213,8 +212,7 @@ impl Store {
                         label: Some(r.get(2)?),
                         time: time_of(r.get(3)?),
                         end: r.get::<_, Option<i64>>(4)?.map(time_of),
-                        peak: Some(r.get::<_, f64>(5)? as f32),
-                        snapshot: r.get(6)?,
+                        snapshot: r.get(5)?,
                     })
                 },
             ),
@@ -230,7 +228,6 @@ impl Store {
                         label: None,
                         time: time_of(r.get(2)?),
                         end: None,
-                        peak: None,
                         snapshot: r.get(3)?,
                     })
                 },
