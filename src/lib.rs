@@ -5,7 +5,8 @@
 //! which is also the tree's:
 //!
 //! - [`capture`]: cameras and recordings hand out frames (V4L2, a camera
-//!   command's MJPEG, a file), copied once into a latest-frame slot;
+//!   command's MJPEG, a file, an RTSP camera's H.264 decoded to NV12),
+//!   copied once into a latest-frame slot;
 //! - [`pipeline`]: per frame, conversion to RGB, the motion gate,
 //!   classification (preprocessing, the image encoder, matching against the
 //!   labels) and detection (scores over time to start and end events);

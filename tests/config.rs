@@ -132,6 +132,57 @@ enabled = false
 }
 
 #[test]
+fn an_rtsp_cameras_password_comes_from_a_file_or_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("front.password"), "p@ss word\n").unwrap();
+    let camera = |source: &str, key: &str| {
+        format!("[model]\npath = \"m\"\n[cameras.front]\nsource = \"{source}\"\nlabels = \"l.txt\"\n{key}\n")
+    };
+    let path = dir.path().join("edgeclip.toml");
+    let parse = |text: &str| Config::parse(&path, text);
+    let config = parse(&camera("rtsp://admin@cam:554/stream2", "password_file = \"front.password\"")).unwrap();
+    let SourceSpec::Rtsp(rtsp) = &config.cameras[0].source else { panic!() };
+    assert_eq!((rtsp.user.as_deref(), rtsp.password.as_deref()), (Some("admin"), Some("p@ss word")));
+    // Shown redacted wherever the source is printed.
+    assert_eq!(config.cameras[0].source.to_string(), "rtsp://admin:***@cam:554/stream2");
+
+    std::env::set_var("EDGECLIP_TEST_FRONT_PASSWORD", "from-env");
+    let config = parse(&camera("rtsp://admin@cam/s", "password_env = \"EDGECLIP_TEST_FRONT_PASSWORD\"")).unwrap();
+    let SourceSpec::Rtsp(rtsp) = &config.cameras[0].source else { panic!() };
+    assert_eq!(rtsp.password.as_deref(), Some("from-env"));
+
+    for (source, key, problem) in [
+        (
+            "rtsp://cam/s",
+            "password_file = \"front.password\"",
+            "key 'cameras.front.password_file': needs a user in the URL: rtsp://USER@host/...",
+        ),
+        (
+            "rtsp://a:b@cam/s",
+            "password_file = \"front.password\"",
+            "key 'cameras.front.password_file': and a password in the URL are both set; keep one",
+        ),
+        (
+            "file:x.mjpeg",
+            "password_env = \"EDGECLIP_TEST_FRONT_PASSWORD\"",
+            "key 'cameras.front.password_env': is for rtsp:// cameras",
+        ),
+        (
+            "rtsp://a@cam/s",
+            "password_env = \"EDGECLIP_TEST_NO_SUCH\"",
+            "key 'cameras.front.password_env': the environment variable 'EDGECLIP_TEST_NO_SUCH' is not set",
+        ),
+    ] {
+        let e = parse(&camera(source, key)).unwrap_err().to_string();
+        assert!(e.contains(problem), "{source}: {e}");
+    }
+    // A bad URL's error repeats it without its password.
+    let e = parse(&camera("rtsp://a:hunter2@cam/s?transport=sctp", "")).unwrap_err().to_string();
+    assert!(e.contains("source 'rtsp://a:***@cam/s?transport=sctp': transport 'sctp' is not tcp or udp"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+}
+
+#[test]
 fn print_config_and_check_config() {
     let out = edgeclip_command().arg("print-config").output_watched().unwrap();
     assert!(out.status.success());

@@ -13,7 +13,8 @@
 #            4's Cortex-A72: the unit tests and the integration tests of the
 #            code that differs by architecture (tract's kernels and the
 #            encoders, preprocessing, pixel conversion and JPEG, the
-#            tokenizer, V4L2's kernel structures, the binary's commands) and
+#            tokenizer, V4L2's kernel structures, H.264 decoding, the
+#            binary's commands) and
 #            one end-to-end run of the daemon, the static binary against a
 #            real Mosquitto;
 #   armv7    the same set, but the daemon run, cross-built for
@@ -56,6 +57,14 @@ APT_PACKAGES=(
     # The cross linkers and C compilers of the board targets (.cargo/config.toml);
     # gcc-aarch64-linux-gnu brings the arm64 kernel and C headers bindgen reads.
     gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+    # C++ compilers, for OpenH264 (the H.264 decoder) on the host and boards,
+    # and nasm for its x86 SIMD (on ARM the cross gcc assembles its NEON).
+    g++ g++-aarch64-linux-gnu g++-arm-linux-gnueabihf nasm
+    # tests/h264.rs and tests/rtsp.rs: ffmpeg encodes the demo clip to H.264
+    # and is the reference decoder; gst-rtsp-server (through Python's GObject
+    # bindings, with GStreamer's Matroska demuxer, H.264 parser and RTP
+    # payloader) is the real RTSP server the tests start.
+    ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     # armv7 is a glibc target: its C library to link with, and for qemu-arm to load.
     libc6-dev-armhf-cross
     # qemu-aarch64 and qemu-arm run the cross-built tests (the runners in
@@ -115,8 +124,9 @@ count_tests() {
 # outputs, the constant folding, preprocessing and pixel conversion against
 # Pillow (SIMD paths), JPEG decoding, the tokenizer and label embeddings
 # files (byte order), V4L2's kernel structures (their layout differs on
-# 32-bit ARM), and the binary's commands end to end.
-ARCH_TESTS=(encoder:: kernels:: fold:: text_encoder:: preprocess:: convert:: tokenize:: labels_emb:: matcher:: v4l2:: cli::)
+# 32-bit ARM), H.264 decoding against ffmpeg (OpenH264's NEON assembly), and
+# the binary's commands end to end.
+ARCH_TESTS=(encoder:: kernels:: fold:: text_encoder:: preprocess:: convert:: tokenize:: labels_emb:: matcher:: v4l2:: h264:: cli::)
 
 for target in $targets; do
     case "$target" in

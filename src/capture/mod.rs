@@ -1,9 +1,10 @@
 //! Frame sources: where the daemon's frames come from.
 //!
-//! Three sources sit behind one [`FrameSource`] trait: V4L2 devices (USB
+//! Four sources sit behind one [`FrameSource`] trait: V4L2 devices (USB
 //! webcams; `v4l2`), a command's MJPEG output (the Pi camera module through
-//! `rpicam-vid`, Jetson CSI cameras through `gst-launch-1.0`; `exec`) and
-//! recorded footage (`file`). A source hands out frames as the camera
+//! `rpicam-vid`, Jetson CSI cameras through `gst-launch-1.0`; `exec`),
+//! recorded footage (`file`) and IP cameras and restreams (`rtsp`, whose
+//! H.264 [`h264`] decodes). A source hands out frames as the camera
 //! delivers them, borrowed from its own buffers ([`Frame`]); the capture
 //! thread copies each one once into an [`OwnedFrame`] in a latest-frame
 //! [`slot`], which is the stage boundary where data is copied, and the
@@ -16,7 +17,9 @@
 pub mod exec;
 pub mod file;
 pub mod frame;
+pub mod h264;
 pub mod mjpeg;
+pub mod rtsp;
 pub mod slot;
 pub mod spec;
 pub mod still;

@@ -9,7 +9,11 @@
 //!   MJPEG to stdout, e.g. `exec:rpicam-vid -t 0 --codec mjpeg -o -`;
 //! - `file:PATH` (an MJPEG stream file or a folder of images), with optional
 //!   settings `?fps=10&loop`; a bare path to an existing file or folder is
-//!   a file source too.
+//!   a file source too;
+//! - `rtsp://[user:password@]host[:port]/path`, an IP camera or a restream,
+//!   with optional settings `?transport=tcp|udp&fps=N` (the camera's own
+//!   query parameters stay in the URL). The password never leaves the
+//!   options: the spec's `Display` and its errors write `***` for it.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -18,6 +22,8 @@ use thiserror::Error;
 
 use super::exec::{ExecOptions, ExecSource};
 use super::file::{FileOptions, FileSource};
+use super::rtsp::url::redact_spec;
+use super::rtsp::{RtspOptions, RtspSource};
 use super::v4l2::{KernelDevice, V4l2Options, V4l2Source};
 use super::{CaptureError, FrameSource, PixelFormat};
 
@@ -27,6 +33,7 @@ pub enum SourceSpec {
     V4l2(V4l2Options),
     Exec(ExecOptions),
     File(FileOptions),
+    Rtsp(RtspOptions),
 }
 
 /// The slowest replay: one frame every 1000 s. A rate near zero is a
@@ -34,7 +41,9 @@ pub enum SourceSpec {
 const MIN_FILE_FPS: f64 = 0.001;
 
 const ACCEPTED: &str = "accepted: 'v4l2:/dev/video0[?format=MJPG,YUYV&size=1280x720&fps=15]', \
-                        'exec:COMMAND', 'file:PATH[?fps=10&loop]', or a path to a device, file or folder";
+                        'exec:COMMAND', 'file:PATH[?fps=10&loop]', \
+                        'rtsp://[user:password@]host[:port]/path[?transport=tcp|udp&fps=N]', \
+                        or a path to a device, file or folder";
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[error("source '{spec}': {problem}; {ACCEPTED}")]
@@ -47,14 +56,15 @@ impl FromStr for SourceSpec {
     type Err = SpecError;
 
     fn from_str(spec: &str) -> Result<SourceSpec, SpecError> {
-        let error = |problem: String| SpecError { spec: spec.to_string(), problem };
+        let error = |problem: String| SpecError { spec: redact_spec(spec), problem };
         let (kind, rest) = match spec.split_once(':') {
-            Some((kind @ ("v4l2" | "exec" | "file"), rest)) => (kind, rest),
+            Some((kind @ ("v4l2" | "exec" | "file" | "rtsp"), rest)) => (kind, rest),
             _ if spec.starts_with("/dev/") => ("v4l2", spec),
             _ if PathBuf::from(spec).exists() => ("file", spec),
             _ => return Err(error("not a source kind, and no such file or folder".into())),
         };
         match kind {
+            "rtsp" => RtspOptions::parse(spec).map(SourceSpec::Rtsp).map_err(error),
             "exec" => {
                 if rest.trim().is_empty() {
                     return Err(error("'exec:' needs a command".into()));
@@ -164,6 +174,7 @@ impl std::fmt::Display for SourceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SourceSpec::Exec(o) => write!(f, "exec:{}", o.command),
+            SourceSpec::Rtsp(o) => write!(f, "{o}"),
             SourceSpec::File(o) => {
                 write!(f, "file:{}", o.path.display())?;
                 let mut settings = Vec::new();
@@ -210,6 +221,7 @@ impl SourceSpec {
             SourceSpec::V4l2(options) => Box::new(V4l2Source::open(options.clone())?),
             SourceSpec::Exec(options) => Box::new(ExecSource::new(options.clone())),
             SourceSpec::File(options) => Box::new(FileSource::open(options.clone())?),
+            SourceSpec::Rtsp(options) => Box::new(RtspSource::open(options.clone())?),
         })
     }
 
@@ -264,10 +276,12 @@ mod tests {
             ("file:x.mjpeg?speed=2", "unknown file setting 'speed' (accepted: fps=N, loop)"),
             ("v4l2:/dev/video0?size=big", "size 'big' is not WIDTHxHEIGHT"),
             ("v4l2:/dev/video0?format=H264", "unknown pixel format 'H264' (accepted: MJPG, YUYV, NV12, RGB3, GREY)"),
+            ("rtsp://admin:hunter2@cam/x?fps=fast", "fps 'fast' is not a number above 0"),
         ] {
             let e = spec.parse::<SourceSpec>().unwrap_err();
             assert_eq!(e.problem, problem, "{spec}");
-            assert!(e.to_string().starts_with(&format!("source '{spec}': {problem}; accepted: ")), "{e}");
+            assert!(e.to_string().starts_with(&format!("source '{}': {problem}; accepted: ", e.spec)), "{e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
         }
     }
 }

@@ -15,7 +15,8 @@ use crate::pipeline::convert::{Converter, RgbImage};
 #[derive(clap::Args, Debug, Clone)]
 pub struct CaptureArgs {
     /// v4l2:/dev/video0[?format=MJPG,YUYV&size=1280x720&fps=15], exec:COMMAND,
-    /// file:PATH[?fps=10&loop], or a path to a device, MJPEG file or image folder.
+    /// file:PATH[?fps=10&loop], rtsp://USER:PASSWORD@HOST:PORT/PATH?transport=tcp&fps=N (the login,
+    /// port and settings optional), or a path to a device, MJPEG file or image folder.
     #[arg(long, value_name = "SPEC")]
     pub source: SourceSpec,
     /// How many frames to write.

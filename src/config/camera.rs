@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::detector::{self, RawDetector};
 use super::gpio::{self, LinesUsed, RawInput, RawOutput};
-use super::{ConfigError, Ctx, Key, Number};
+use super::{secret, ConfigError, Ctx, Key, Number};
 use crate::capture::SourceSpec;
 use crate::gpio::{InputConfig, OutputConfig};
 use crate::pipeline::detect::DetectorOptions;
@@ -60,8 +60,12 @@ const FORCE_EVERY_S: Number<f64> =
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCamera {
-    /// v4l2:, exec: or file: (see [`SourceSpec`]); required.
+    /// v4l2:, exec:, file: or rtsp:// (see [`SourceSpec`]); required.
     source: Option<Spanned<String>>,
+    /// An rtsp:// camera's password, from a file or the environment rather
+    /// than in the URL (this file is readable by every user of the board).
+    password_file: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
     /// The labels file; required.
     labels: Option<Spanned<String>>,
     enabled: Option<bool>,
@@ -170,6 +174,22 @@ fn parse_camera(
     // A recording's path is relative to the configuration file, like every path in it.
     if let SourceSpec::File(options) = &mut source {
         options.path = cx.resolve(&options.path);
+    }
+    if let Some(password) = secret::password(cx, &table, raw.password_file.as_ref(), raw.password_env.as_ref())? {
+        let set = raw.password_file.as_ref().or(raw.password_env.as_ref()).expect("one is set");
+        let problem = match &mut source {
+            SourceSpec::Rtsp(o) if o.user.is_none() => Some("needs a user in the URL: rtsp://USER@host/..."),
+            SourceSpec::Rtsp(o) if o.password.is_some() => Some("and a password in the URL are both set; keep one"),
+            SourceSpec::Rtsp(o) => {
+                o.password = Some(password);
+                None
+            }
+            _ => Some("is for rtsp:// cameras"),
+        };
+        if let Some(problem) = problem {
+            let which = if raw.password_file.is_some() { "password_file" } else { "password_env" };
+            return Err(cx.invalid(&key(which), set, problem));
+        }
     }
     let labels = cx.path_value(&key("labels"), raw.labels.as_ref().ok_or_else(|| missing("labels"))?)?;
     let max_fps = match MAX_FPS.read(cx, &table, raw.max_fps.as_ref())? {

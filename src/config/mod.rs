@@ -22,6 +22,7 @@ mod gpio;
 mod logging;
 mod model;
 mod mqtt;
+mod secret;
 mod store;
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{is_name, key, ConfigError, Ctx, Key, Number};
+use super::{is_name, key, secret, ConfigError, Ctx, Key, Number};
 use crate::util::file::read_small_file;
 
 const TABLE: &str = "mqtt";
@@ -54,8 +54,6 @@ const MAX_CLIENT_ID_LEN: usize = 65_535;
 /// The broker ports when the URL names none: MQTT's registered ports.
 const MQTT_PORT: u16 = 1883;
 const MQTTS_PORT: u16 = 8883;
-/// The largest password or users file: thousands of users' lines.
-const MAX_SECRET_FILE_BYTES: u64 = 1024 * 1024;
 
 const HOME_ASSISTANT_TABLE: &str = "homeassistant";
 
@@ -191,20 +189,7 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Option<&RawMqtt>, node: &str) -> Result<M
         Some(c) => return Err(cx.invalid("mqtt.client_id", c, "is empty; leave the key out for 'edgeclip-<node>'")),
         None => format!("edgeclip-{node}"),
     };
-    let password = match (&raw.password_file, &raw.password_env) {
-        (Some(f), Some(_)) => return Err(cx.invalid("mqtt.password_file", f, "and 'mqtt.password_env' are both set; keep one")),
-        (Some(f), None) => {
-            let file = cx.path_value("mqtt.password_file", f)?;
-            let text = read_small_file(&file, MAX_SECRET_FILE_BYTES)
-                .map_err(|e| cx.invalid("mqtt.password_file", f, format!("cannot read '{}': {e}", file.display())))?;
-            warn_if_others_can_read(&file);
-            Some(text.lines().next().unwrap_or("").to_string())
-        }
-        (None, Some(v)) => Some(std::env::var(v.get_ref()).map_err(|_| {
-            cx.invalid("mqtt.password_env", v, format!("the environment variable '{}' is not set (for a service: an Environment= or EnvironmentFile= line in its unit)", v.get_ref()))
-        })?),
-        (None, None) => None,
-    };
+    let password = secret::password(cx, "mqtt", raw.password_file.as_ref(), raw.password_env.as_ref())?;
     let username = raw.username.as_ref().map(|u| u.get_ref().clone());
     if password.is_some() && username.is_none() {
         let set = raw.password_file.as_ref().or(raw.password_env.as_ref()).expect("one is set");
@@ -293,9 +278,9 @@ pub(super) fn parse_home_assistant(
 /// The embedded broker's users file: `name:password` a line, `#` comments.
 fn read_users(cx: &Ctx<'_>, f: &Spanned<String>) -> Result<Vec<(String, String)>, ConfigError> {
     let file = cx.path_value("mqtt.users_file", f)?;
-    let text = read_small_file(&file, MAX_SECRET_FILE_BYTES)
+    let text = read_small_file(&file, secret::MAX_SECRET_FILE_BYTES)
         .map_err(|e| cx.invalid("mqtt.users_file", f, format!("cannot read '{}': {e}", file.display())))?;
-    warn_if_others_can_read(&file);
+    secret::warn_if_others_can_read(&file);
     let mut users = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -324,22 +309,6 @@ fn read_users(cx: &Ctx<'_>, f: &Spanned<String>) -> Result<Vec<(String, String)>
         ));
     }
     Ok(users)
-}
-
-/// A file of passwords that others than its owner and group can read is
-/// logged as a warning (not refused: it may be on purpose, as for a demo).
-fn warn_if_others_can_read(file: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(file) {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o007 != 0 {
-            tracing::warn!(
-                "'{}' holds passwords and can be read by every user of this machine (mode {mode:o}); \
-                 chmod 600 it (or 640 with the service's group)",
-                file.display()
-            );
-        }
-    }
 }
 
 /// "mqtt://host[:port]" or "mqtts://host[:port]".

@@ -35,6 +35,10 @@
 //!   subscriber recorded from it: `events`, `last_json`, `last_values`,
 //!   `has_message`, `wait_offline`, `printed_event`; topics
 //!   `AVAILABILITY_TOPIC`, `STATS_TOPIC`, `EVENTS_TOPIC`.
+//! - [`rtsp`]: `h264_clip(width, height)` (the demo clip as H.264, Matroska
+//!   and Annex B, made once by ffmpeg), `ffmpeg_nv12` (the reference
+//!   decode), and `RtspServer::start(clip, path, login)` (gst-rtsp-server on
+//!   a free port) with `url`, `kill`, `restart`.
 
 pub mod allocations;
 pub mod daemon;
@@ -43,5 +47,6 @@ pub mod golden;
 pub mod mosquitto;
 pub mod paths;
 pub mod process;
+pub mod rtsp;
 pub mod subscriber;
 pub mod timing;

@@ -6,8 +6,8 @@
 # .cargo/config.toml names each target's linker, C compiler and bindgen
 # sysroot; this script checks that the cross gcc is installed and builds the
 # targets one after the other. Needs: rustup target add TARGET; apt
-# gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
-# libclang-dev. Extra arguments after `--` go to cargo, e.g.
+# gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf g++-aarch64-linux-gnu
+# g++-arm-linux-gnueabihf libc6-dev-armhf-cross libclang-dev. Extra arguments after `--` go to cargo, e.g.
 # `-- --no-default-features` for a binary without the embedded broker and TLS.
 # Fail on any error, unset variable, or failure inside a pipeline.
 set -euo pipefail
@@ -42,6 +42,8 @@ for target in "${targets[@]}"; do
     esac
     # The cross gcc must be installed.
     command -v "$gnu-gcc" >/dev/null || { echo "cross_build.sh: '$gnu-gcc' not found: apt-get install gcc-$gnu" >&2; exit 2; }
+    # And the cross g++, for the H.264 decoder (OpenH264 is C++).
+    command -v "$gnu-g++" >/dev/null || { echo "cross_build.sh: '$gnu-g++' not found: apt-get install g++-$gnu" >&2; exit 2; }
     # Report what is being built.
     echo "== cargo build --release --target $target $*"
     # Start the clock for this target.

@@ -76,8 +76,10 @@ case "$arch" in
     arm64) elf_machine=183 extra_depends= ;;
     # The armv7 binary links the board's glibc dynamically (.cargo/config.toml
     # says why); built against Debian 12's glibc 2.36, it needs Raspberry Pi OS
-    # Bookworm or later. Rust's gnu targets also link libgcc_s for unwinding.
-    armhf) elf_machine=40 extra_depends=", libc6 (>= 2.36), libgcc-s1" ;;
+    # Bookworm or later. Rust's gnu targets also link libgcc_s for unwinding,
+    # and the H.264 decoder (OpenH264, C++) links libstdc++, which every
+    # Raspberry Pi OS image has.
+    armhf) elf_machine=40 extra_depends=", libc6 (>= 2.36), libgcc-s1, libstdc++6" ;;
     "") die "--arch is required: arm64 (64-bit OSes: Raspberry Pi OS 64-bit, Ubuntu, Jetson L4T) or armhf (32-bit Raspberry Pi OS)" ;;
     *) die "--arch '$arch' is not a board architecture; accepted: arm64, armhf" ;;
 esac
@@ -121,7 +123,7 @@ if ((check_binary)); then
         for lib in $needed; do
             case "$arch:$lib" in
                 armhf:libc.so.* | armhf:libm.so.* | armhf:libpthread.so.* | armhf:libdl.so.* | armhf:librt.so.* | armhf:ld-linux-armhf.so.*) ;;
-                armhf:libgcc_s.so.*) ;;
+                armhf:libgcc_s.so.* | armhf:libstdc++.so.*) ;;
                 arm64:*) die "'$binary' loads $lib, but the arm64 package ships the static musl binary (tools/packaging/cross_build.sh aarch64-unknown-linux-musl), which loads nothing" ;;
                 *) die "'$binary' loads $lib, for which the .deb has no dependency: add its Debian package to the armhf Depends in tools/packaging/package.sh" ;;
             esac
