@@ -1,6 +1,6 @@
 //! RTSP cameras against a real RTSP server: GStreamer's gst-rtsp-server
 //! serving the demo clip as H.264 at its own pace, with digest
-//! authentication (support/rtsp.rs).
+//! authentication, or as RTP JPEG (support/rtsp.rs).
 //!
 //! Frames that arrive over RTSP are compared with ffmpeg's decode of the same
 //! stream: exactly on NV12 (H.264 decoding is exactly specified), and within
@@ -16,7 +16,7 @@ use edgeclip::capture::{CaptureErrorKind, PixelFormat, SourceSpec};
 use serde_json::Value;
 
 use crate::support::daemon::{broker_at, config, events, Daemon, EVENTS_TOPIC, STATS_TOPIC};
-use crate::support::demo::{truth_visits, END_FRAMES, SLACK, START_FRAMES};
+use crate::support::demo::{clip, clip_frames, truth_visits, END_FRAMES, SLACK, START_FRAMES};
 use crate::support::mosquitto::{Mosquitto, MosquittoOptions};
 use crate::support::process::{edgeclip_command, SpawnWatched};
 use crate::support::rtsp::{ffmpeg_nv12, h264_clip, RtspServer};
@@ -268,5 +268,33 @@ fn garbage_instead_of_rtsp_is_a_retried_error() {
     for e in &errors {
         assert!(e.contains("reconnecting in"), "{e}");
         assert!(!e.chars().any(|c| c.is_control()), "control characters reach the log: {e:?}");
+    }
+}
+
+#[test]
+fn a_motion_jpeg_camera_is_passed_on_as_its_jpeg() {
+    let server = RtspServer::start(&clip(), "mjpeg", None);
+    let originals: Vec<image::RgbImage> =
+        clip_frames().iter().map(|jpeg| image::load_from_memory(jpeg).unwrap().to_rgb8()).collect();
+    let spec: SourceSpec = server.url(None).parse().unwrap();
+    let mut source = spec.open().unwrap();
+    let started = Instant::now();
+    let mut seen = 0;
+    while seen < 5 {
+        assert!(started.elapsed() < Duration::from_secs(30), "5 frames within 30 s");
+        let frame = match source.next_frame() {
+            Ok(frame) => frame,
+            Err(e) if e.kind == CaptureErrorKind::Timeout => continue,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(frame.format, PixelFormat::Mjpeg);
+        let sequence = frame.sequence as usize;
+        let ours = image::load_from_memory_with_format(frame.data, image::ImageFormat::Jpeg).unwrap().to_rgb8();
+        assert_eq!(ours.dimensions(), (640, 480));
+        // GStreamer re-encoded it (jpegenc, quality 85): close to the clip's
+        // frame of the same index, not equal.
+        let (mean, _) = diff(ours.as_raw(), originals[sequence].as_raw());
+        assert!(mean < 3.0, "frame {sequence}: mean difference {mean:.2} from the clip's");
+        seen += 1;
     }
 }

@@ -62,9 +62,10 @@ APT_PACKAGES=(
     g++ g++-aarch64-linux-gnu g++-arm-linux-gnueabihf nasm
     # tests/h264.rs and tests/rtsp.rs: ffmpeg encodes the demo clip to H.264
     # and is the reference decoder; gst-rtsp-server (through Python's GObject
-    # bindings, with GStreamer's Matroska demuxer, H.264 parser and RTP
-    # payloader) is the real RTSP server the tests start.
-    ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    # bindings, with GStreamer's Matroska demuxer, H.264 and JPEG parsers,
+    # JPEG codec and RTP payloaders) is the real RTSP server the tests start.
+    ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     # armv7 is a glibc target: its C library to link with, and for qemu-arm to load.
     libc6-dev-armhf-cross
     # qemu-aarch64 and qemu-arm run the cross-built tests (the runners in

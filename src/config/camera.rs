@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::detector::{self, RawDetector};
 use super::gpio::{self, LinesUsed, RawInput, RawOutput};
-use super::{secret, ConfigError, Ctx, Key, Number};
+use super::{passwords, ConfigError, Ctx, Key, Number};
 use crate::capture::SourceSpec;
 use crate::gpio::{InputConfig, OutputConfig};
 use crate::pipeline::detect::DetectorOptions;
@@ -175,7 +175,7 @@ fn parse_camera(
     if let SourceSpec::File(options) = &mut source {
         options.path = cx.resolve(&options.path);
     }
-    if let Some(password) = secret::password(cx, &table, raw.password_file.as_ref(), raw.password_env.as_ref())? {
+    if let Some(password) = passwords::password(cx, &table, raw.password_file.as_ref(), raw.password_env.as_ref())? {
         let set = raw.password_file.as_ref().or(raw.password_env.as_ref()).expect("one is set");
         let problem = match &mut source {
             SourceSpec::Rtsp(o) if o.user.is_none() => Some("needs a user in the URL: rtsp://USER@host/..."),

@@ -22,7 +22,7 @@ mod gpio;
 mod logging;
 mod model;
 mod mqtt;
-mod secret;
+mod passwords;
 mod store;
 
 use std::collections::BTreeMap;

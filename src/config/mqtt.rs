@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{is_name, key, secret, ConfigError, Ctx, Key, Number};
+use super::{is_name, key, passwords, ConfigError, Ctx, Key, Number};
 use crate::util::file::read_small_file;
 
 const TABLE: &str = "mqtt";
@@ -189,7 +189,7 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Option<&RawMqtt>, node: &str) -> Result<M
         Some(c) => return Err(cx.invalid("mqtt.client_id", c, "is empty; leave the key out for 'edgeclip-<node>'")),
         None => format!("edgeclip-{node}"),
     };
-    let password = secret::password(cx, "mqtt", raw.password_file.as_ref(), raw.password_env.as_ref())?;
+    let password = passwords::password(cx, "mqtt", raw.password_file.as_ref(), raw.password_env.as_ref())?;
     let username = raw.username.as_ref().map(|u| u.get_ref().clone());
     if password.is_some() && username.is_none() {
         let set = raw.password_file.as_ref().or(raw.password_env.as_ref()).expect("one is set");
@@ -278,9 +278,9 @@ pub(super) fn parse_home_assistant(
 /// The embedded broker's users file: `name:password` a line, `#` comments.
 fn read_users(cx: &Ctx<'_>, f: &Spanned<String>) -> Result<Vec<(String, String)>, ConfigError> {
     let file = cx.path_value("mqtt.users_file", f)?;
-    let text = read_small_file(&file, secret::MAX_SECRET_FILE_BYTES)
+    let text = read_small_file(&file, passwords::MAX_SECRET_FILE_BYTES)
         .map_err(|e| cx.invalid("mqtt.users_file", f, format!("cannot read '{}': {e}", file.display())))?;
-    secret::warn_if_others_can_read(&file);
+    passwords::warn_if_others_can_read(&file);
     let mut users = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();

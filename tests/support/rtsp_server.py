@@ -5,8 +5,10 @@ gir1.2-gst-rtsp-server-1.0), serving one recording at rtsp://127.0.0.1:PORT/PATH
     rtsp_server.py PORT PATH FILE [USER PASSWORD]
 
 FILE is a Matroska file holding H.264 (made by the test from the demo clip
-with ffmpeg); it is sent at its own pace (10 fps for the demo clip), each
-client from its first frame, as a camera would send it live. With USER and
+with ffmpeg), sent at its own pace (10 fps for the demo clip), each client
+from its first frame, as a camera would send it live; or an MJPEG stream
+(`.mjpeg`, the demo clip itself), re-encoded by GStreamer's jpegenc as RTP
+JPEG (RFC 2435) needs, and sent as fast as it is encoded. With USER and
 PASSWORD, clients must log in with digest authentication, as IP cameras ask.
 Prints "listening PORT" once the port is bound; runs until killed.
 """
@@ -29,11 +31,17 @@ def main():
     server.set_address("127.0.0.1")
     server.set_service(port)
     factory = GstRtspServer.RTSPMediaFactory()
-    # config-interval=-1: SPS and PPS before every keyframe, as cameras send.
-    factory.set_launch(
-        f"( filesrc location={clip} ! matroskademux ! h264parse "
-        f"! rtph264pay name=pay0 pt=96 config-interval=-1 )"
-    )
+    if clip.endswith(".mjpeg"):
+        factory.set_launch(
+            f"( filesrc location={clip} ! jpegparse ! jpegdec ! videoconvert "
+            f"! video/x-raw,format=I420 ! jpegenc ! rtpjpegpay name=pay0 pt=26 )"
+        )
+    else:
+        # config-interval=-1: SPS and PPS before every keyframe, as cameras send.
+        factory.set_launch(
+            f"( filesrc location={clip} ! matroskademux ! h264parse "
+            f"! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        )
     factory.set_shared(False)
     if login:
         user, password = login

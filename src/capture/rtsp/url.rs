@@ -5,7 +5,7 @@
 //! other query parameters belong to the camera (Dahua's
 //! `?channel=1&subtype=1`) and stay in the URL it is sent. The password is
 //! kept apart from the URL from here on: what is logged, published in stats
-//! or shown by `edgeclip config` is [`RtspOptions`]'s `Display`, which
+//! or shown by `edgeclip check-config` is [`RtspOptions`]'s `Display`, which
 //! writes `***` for it, and the RTSP client is given the URL without
 //! credentials and the credentials separately (it uses them only to answer
 //! the camera's digest or basic challenge).
