@@ -35,6 +35,8 @@ use crate::util::untrusted::untrusted;
 /// three seconds of a 20 fps substream, well beyond a decode hiccup, and
 /// 64 × 100 KB at most for a main stream's keyframes.
 pub const MAX_QUEUED: usize = 64;
+/// Notices kept for a source that is not taking them.
+const MAX_NOTICES: usize = 8;
 /// The longest wait inside the session between checks of the stop flag.
 const STEP: Duration = Duration::from_millis(500);
 /// DESCRIBE, SETUP and PLAY each get this long: a camera on the local
@@ -124,7 +126,14 @@ impl Shared {
     }
 
     fn notify(&self, notice: Notice) {
-        self.lock().notices.push_back(notice);
+        let mut q = self.lock();
+        // Nobody may be taking them (a capture thread that stopped): the
+        // newest few say all there is to say.
+        if q.notices.len() >= MAX_NOTICES {
+            q.notices.pop_front();
+        }
+        q.notices.push_back(notice);
+        drop(q);
         self.changed.notify_all();
     }
 
