@@ -59,7 +59,7 @@ fn capture_writes_the_rtsp_frames_as_ffmpeg_sees_them() {
     let server = RtspServer::start(&mkv, "demo", None);
     let out = tempfile::tempdir().unwrap();
     let output = edgeclip_command()
-        .args(["capture", "--source", &server.url(None), "--frames", "8", "--out"])
+        .args(["capture", "--raw", "--source", &server.url(None), "--frames", "8", "--out"])
         .arg(out.path())
         .output_watched()
         .unwrap();
@@ -87,6 +87,14 @@ fn capture_writes_the_rtsp_frames_as_ffmpeg_sees_them() {
         })
         .collect();
     assert_eq!(written.len(), 8, "{stdout}");
+    // --raw: each frame's NV12 as the decoder gave it, next to its PNG, equal
+    // to ffmpeg's decode of the same frame.
+    let decoded = ffmpeg_nv12(&mkv, 40);
+    for &(index, path) in &written {
+        let raw_path = path.replace(".png", "-NV12-640x480-640.raw");
+        let raw = std::fs::read(&raw_path).unwrap_or_else(|e| panic!("{raw_path}: {e}\n{stdout}"));
+        assert!(raw == decoded[index], "{raw_path} is not ffmpeg's decode of frame {index}");
+    }
     for (index, path) in written {
         let ours = image::open(path).unwrap().to_rgb8();
         assert_eq!(ours.dimensions(), (640, 480));

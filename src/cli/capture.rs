@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
+use crate::capture::v4l2::fourcc_text;
 use crate::capture::{CaptureErrorKind, PixelFormat, SourceSpec};
 use crate::pipeline::convert::{Converter, RgbImage};
 
@@ -28,6 +29,11 @@ pub struct CaptureArgs {
     /// Write every frame as the RGB image edgeclip converts it to (PNG).
     #[arg(long)]
     pub rgb: bool,
+    /// Also write each raw frame's bytes as the source delivered them, rows
+    /// padded to the driver's stride, as frame-NNNNNN-FOURCC-WxH-STRIDE.raw
+    /// (to compare with another converter; a JPEG is written as it came).
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// Errors in a row (timeouts, a camera gone) after which `capture` gives up:
@@ -77,6 +83,16 @@ pub fn capture(args: &CaptureArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             continue;
         }
         let name = format!("frame-{written:06}");
+        if args.raw && format != PixelFormat::Mjpeg {
+            let path = args.out_dir.join(format!(
+                "{name}-{}-{}x{}-{}.raw",
+                fourcc_text(format.fourcc()),
+                frame.width,
+                frame.height,
+                frame.stride
+            ));
+            std::fs::write(&path, frame.data).with_context(|| format!("cannot write '{}'", path.display()))?;
+        }
         let path = if format == PixelFormat::Mjpeg && !args.rgb {
             let path = args.out_dir.join(format!("{name}.jpg"));
             std::fs::write(&path, frame.data).with_context(|| format!("cannot write '{}'", path.display()))?;

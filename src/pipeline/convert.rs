@@ -1,13 +1,16 @@
 //! Pixel conversion: any [`Frame`] to a packed RGB8 image for the
 //! preprocessor, optionally at a reduced size.
 //!
-//! Raw formats are converted a row at a time. YUYV, NV12 and GREY are
-//! BT.601 limited range, as UVC cameras deliver them (Y 16..235, U and V
-//! 16..240 around 128); chroma is shared by the two pixels (YUYV) or the 2×2
-//! pixels (NV12) it was sampled for, without interpolation, as swscale's
-//! unscaled converters do. RGB24 rows are copied. Every raw format respects
-//! [`Frame::stride`] and accepts odd widths and heights (the last YUYV
-//! macropixel and the last NV12 chroma row then serve one pixel or row).
+//! Raw formats are converted a row at a time. YUYV and NV12 are BT.601
+//! limited range, as UVC cameras deliver them (Y 16..235, U and V 16..240
+//! around 128). GREY is full range, 0 black and 255 white, each byte its
+//! pixel's R, G and B: what the kernel's own test driver (vivid) delivers
+//! and ffmpeg reads, and what greyscale and infrared sensors send. Chroma
+//! is shared by the two pixels (YUYV) or the 2×2 pixels (NV12) it was
+//! sampled for, without interpolation, as swscale's unscaled converters do.
+//! RGB24 rows are copied. Every raw format respects [`Frame::stride`] and
+//! accepts odd widths and heights (the last YUYV macropixel and the last
+//! NV12 chroma row then serve one pixel or row).
 //! MJPEG is decoded by [`super::jpeg`].
 //!
 //! With `min_side` set (the encoder's input size), the output is shrunk by
@@ -164,7 +167,7 @@ fn convert_row(format: PixelFormat, row: &[u8], chroma: &[u8], width: usize, out
         }
         PixelFormat::Grey => {
             for (px, &y) in out.chunks_exact_mut(3).zip(&row[..width]) {
-                Chroma(0, 0, 0).put(y, px);
+                px.fill(y);
             }
         }
         PixelFormat::Rgb24 => out.copy_from_slice(&row[..width * 3]),
@@ -322,5 +325,25 @@ mod tests {
         // Pure red in BT.601 limited range: Y 81, U 90, V 240.
         yuv_to_rgb(81, 90, 240, &mut px);
         assert!(px[0] >= 254 && px[1] <= 1 && px[2] <= 1, "{px:?}");
+    }
+
+    #[test]
+    fn grey_is_full_range() {
+        // vivid's 75 % colour bar in GREY (Rec. 709 luma of 191): white,
+        // yellow, ..., blue, black, as the kernel's driver delivered them.
+        let row = [190u8, 176, 149, 136, 54, 40, 13, 0, 255];
+        let frame = Frame {
+            format: PixelFormat::Grey,
+            width: row.len() as u32,
+            height: 1,
+            stride: row.len() as u32,
+            data: &row,
+            sequence: 0,
+            timestamp: std::time::SystemTime::UNIX_EPOCH,
+        };
+        let mut out = RgbImage::new();
+        Converter::new(None).convert(&frame, &mut out).unwrap();
+        let expected: Vec<u8> = row.iter().flat_map(|&y| [y, y, y]).collect();
+        assert_eq!(out.data, expected);
     }
 }

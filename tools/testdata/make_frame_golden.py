@@ -132,8 +132,8 @@ def swscale_rgb(fmt, planes, w, h):
     swscale is given even sizes: at an odd width its chroma scaler maps 19 chroma samples onto 37
     pixels by ratio rather than one per pair, so the last pixel column (and for NV12 the last row)
     is duplicated, which keeps every chroma sample on the pixels it was sampled for, and the result
-    is cropped back. GREY goes in as the Y plane of an NV12 frame with neutral chroma, since swscale
-    treats its gray formats as full range whatever range it is told.
+    is cropped back. GREY is full range (as the kernel's vivid driver delivers it), which is how
+    swscale reads its gray formats whatever range it is told.
     """
     ew, eh = w + w % 2, h + h % 2
     if fmt == "yuyv":
@@ -147,7 +147,7 @@ def swscale_rgb(fmt, planes, w, h):
         planes, av_format = [y, planes[1]], "nv12"
     elif fmt == "grey":
         y = np.pad(planes[0], ((0, eh - h), (0, ew - w)), mode="edge")
-        planes, av_format = [y, np.full((eh // 2, ew), 128, np.uint8)], "nv12"
+        planes, av_format = [y], "gray"
     else:
         raise ValueError(fmt)
     frame = av.VideoFrame(ew, eh, av_format)
@@ -182,8 +182,8 @@ def numpy_rgb(fmt, planes, w, h):
         u = np.repeat(np.repeat(uv[:, 0::2], 2, axis=0), 2, axis=1)[:h, :w]
         v = np.repeat(np.repeat(uv[:, 1::2], 2, axis=0), 2, axis=1)[:h, :w]
     else:
-        y = planes[0].astype(np.float64)
-        u = v = np.full_like(y, 128.0)
+        # GREY: full range, each byte its pixel's R, G and B.
+        return np.repeat(planes[0][:h, :w, None], 3, axis=-1)
     c, d, e = (y - 16) * 255 / 219, (u - 128) * 255 / 224, (v - 128) * 255 / 224
     r = c + 1.402 * e
     g = c - 0.344136 * d - 0.714136 * e
