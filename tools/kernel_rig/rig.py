@@ -425,10 +425,11 @@ def unpad(raw: bytes, fourcc: str, width: int, height: int, stride: int) -> byte
 
 def judge_capture(checks: Checks, out: Path, fourcc: str) -> None:
     name = f"capture {fourcc}"
-    folder = out / f"capture-{fourcc}"
-    printed = read(out / f"capture-{fourcc}.stdout")
-    if status(out, f"capture-{fourcc}") != "0":
-        checks.check(name, False, f"exit {status(out, f'capture-{fourcc}')}: {read(out / f'capture-{fourcc}.stderr')[-400:]}")
+    step = f"capture-{fourcc}"
+    folder = out / step
+    printed = read(out / f"{step}.stdout")
+    if status(out, step) != "0":
+        checks.check(name, False, f"exit {status(out, step)}: {read(out / f'{step}.stderr')[-400:]}")
         return
     raws = sorted(folder.glob("frame-*.raw"))
     if not raws:
