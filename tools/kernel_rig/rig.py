@@ -609,7 +609,8 @@ def main() -> int:
     boot_s = marks.get("booted", float("nan"))
     lines.append(
         f"kernel {release}, qemu-system-aarch64 virt Cortex-A72: booted in {boot_s:.1f} s, "
-        f"guest done in {marks.get('done', float('nan')):.1f} s, whole rig {time.monotonic() - started:.0f} s"
+        f"guest done in {marks.get('done', float('nan')):.1f} s, "
+        + ("judged again" if args.judge_again else f"whole rig {time.monotonic() - started:.0f} s")
     )
     (work / "summary.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
