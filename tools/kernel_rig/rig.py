@@ -493,11 +493,17 @@ def judge(out: Path, work: Path, marks: dict[str, float], wall: dict[str, float]
 
     devices = read(out / "devices.stdout")
     offered = [f for f in FFMPEG_FORMATS if re.search(rf"^  {f} ", devices, re.M)]
+    # vivid's output and metadata nodes are named, not listed as cameras.
+    others = re.search(r"^not capture devices .*/dev/video1.*$", devices, re.M)
     checks.check(
         "devices",
-        status(out, "devices") == "0" and "driver  vivid" in devices and len(offered) == len(FFMPEG_FORMATS),
+        status(out, "devices") == "0"
+        and "driver  vivid" in devices
+        and len(offered) == len(FFMPEG_FORMATS)
+        and bool(others),
         f"vivid listed with {', '.join(offered)} of {', '.join(FFMPEG_FORMATS)}; "
-        f"{len(re.findall(r'^  [A-Z0-9]{3,4} ', devices, re.M))} formats in all",
+        f"{len(re.findall(r'^  [A-Z0-9]{3,4} ', devices, re.M))} formats in all; "
+        f"{others.group(0) if others else 'its output and metadata nodes not named as such'}",
     )
     for fourcc in FFMPEG_FORMATS:
         judge_capture(checks, out, fourcc)
