@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
-use crate::capture::v4l2::fourcc_text;
 use crate::capture::{CaptureErrorKind, PixelFormat, SourceSpec};
 use crate::pipeline::convert::{Converter, RgbImage};
 
@@ -84,13 +83,8 @@ pub fn capture(args: &CaptureArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         let name = format!("frame-{written:06}");
         if args.raw && format != PixelFormat::Mjpeg {
-            let path = args.out_dir.join(format!(
-                "{name}-{}-{}x{}-{}.raw",
-                fourcc_text(format.fourcc()),
-                frame.width,
-                frame.height,
-                frame.stride
-            ));
+            let path =
+                args.out_dir.join(format!("{name}-{format}-{}x{}-{}.raw", frame.width, frame.height, frame.stride));
             std::fs::write(&path, frame.data).with_context(|| format!("cannot write '{}'", path.display()))?;
         }
         let path = if format == PixelFormat::Mjpeg && !args.rgb {
