@@ -40,3 +40,4 @@ pub mod publish;
 pub mod search;
 pub mod store;
 pub mod util;
+pub mod web;

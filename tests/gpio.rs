@@ -288,6 +288,7 @@ mod pipeline {
                 max_fps: None,
             },
             input: Some(input),
+            live: None,
             zones: vec![edgeclip::config::ZoneConfig {
                 name: None,
                 rect: edgeclip::pipeline::zone::Rect::WHOLE,

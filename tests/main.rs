@@ -42,4 +42,5 @@ mod rtsp;
 mod text_encoder;
 mod tokenize;
 mod v4l2;
+mod web;
 mod zones;

@@ -66,6 +66,9 @@ APT_PACKAGES=(
     # JPEG codec and RTP payloaders) is the real RTSP server the tests start.
     ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    # tests/web.rs drives the web page in a real browser: Debian's Chromium,
+    # headless, through chromedriver (WebDriver).
+    chromium chromium-driver
     # armv7 is a glibc target: its C library to link with, and for qemu-arm to load.
     libc6-dev-armhf-cross
     # qemu-aarch64 and qemu-arm run the cross-built tests (the runners in

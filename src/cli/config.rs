@@ -97,3 +97,26 @@ pub fn print_config(out: &mut dyn Write) -> anyhow::Result<()> {
     out.write_all(DEFAULT_CONFIG.as_bytes())?;
     Ok(())
 }
+
+/// `edgeclip hash-password`: the Argon2id hash of the password on the
+/// first line of `input`, for `web.password_hash`. Read from standard input
+/// so that the password is in no shell history or process list:
+/// `edgeclip hash-password` and type it, or pipe it from a password manager.
+pub fn hash_password(input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut line = String::new();
+    input.read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        anyhow::bail!(
+            "the password is {} characters long; the page's password needs at least {MIN_PASSWORD_CHARS}",
+            password.chars().count()
+        );
+    }
+    let hash = crate::web::password::hash(password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    writeln!(out, "{hash}")?;
+    Ok(())
+}
+
+/// The shortest password `hash-password` takes: the page may face a
+/// network, and guessing is limited but not stopped (5 tries a minute).
+const MIN_PASSWORD_CHARS: usize = 10;

@@ -105,6 +105,8 @@ pub enum Command {
     CheckConfig(config::CheckConfigArgs),
     /// Print the documented default configuration (boards/edgeclip.toml).
     PrintConfig,
+    /// Hash a password for web.password_hash (read from the first line of standard input).
+    HashPassword,
     /// List the V4L2 capture devices (cameras): stable names, driver, formats, sizes, rates.
     Devices,
     /// Print the CLIP token ids of each text, as the text encoder reads them.
@@ -219,6 +221,7 @@ pub fn run(cli: Cli, init_logging: fn(&str), out: &mut dyn Write, err: &mut dyn 
         Command::Search(args) => search::search(args, out),
         Command::CheckConfig(args) => config::check_config(args, out),
         Command::PrintConfig => config::print_config(out),
+        Command::HashPassword => config::hash_password(&mut std::io::stdin().lock(), out),
         Command::Devices => devices::devices(out),
         Command::Tokenize(args) => tokenize::tokenize(args, out),
     }

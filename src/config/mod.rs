@@ -24,6 +24,7 @@ mod model;
 mod mqtt;
 mod passwords;
 mod store;
+mod web;
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -37,6 +38,7 @@ pub use camera::{CameraConfig, ZoneConfig};
 pub use model::ModelConfig;
 pub use mqtt::{Broker, HomeAssistantConfig, MqttConfig};
 pub use store::StoreConfig;
+pub use web::WebConfig;
 
 /// The documented default configuration, as shipped.
 pub const DEFAULT_CONFIG: &str = include_str!("../../boards/edgeclip.toml");
@@ -113,6 +115,7 @@ struct RawConfig {
     homeassistant: Option<mqtt::RawHomeAssistant>,
     logging: Option<logging::RawLogging>,
     store: Option<store::RawStore>,
+    web: Option<web::RawWeb>,
     /// Defaults of every camera's `[cameras.NAME.detector]` keys.
     detector: Option<detector::RawDetector>,
     exit_when_done: Option<bool>,
@@ -127,6 +130,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub homeassistant: HomeAssistantConfig,
     pub store: StoreConfig,
+    pub web: WebConfig,
     pub log_filter: String,
     /// Also print each event as one line on stdout (the demo does).
     pub print_events: bool,
@@ -165,6 +169,7 @@ impl Config {
         let homeassistant = mqtt::parse_home_assistant(&cx, raw.homeassistant.as_ref(), &mqtt)?;
         let logging = logging::parse(&cx, raw.logging.as_ref())?;
         let store = store::parse(&cx, raw.store.as_ref())?;
+        let web = web::parse(&cx, raw.web.as_ref())?;
         let cameras = camera::parse_cameras(&cx, raw.cameras.as_ref(), raw.detector.as_ref())?;
         Ok(Config {
             node,
@@ -172,6 +177,7 @@ impl Config {
             mqtt,
             homeassistant,
             store,
+            web,
             log_filter: logging.filter,
             print_events: logging.print_events,
             exit_when_done: raw.exit_when_done.unwrap_or(EXIT_WHEN_DONE.default),

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::camera_labels::CameraLabels;
 use super::examples::ExampleRequest;
+use super::live::{LiveFrame, LiveView};
 use crate::capture::slot::{Latest, TakeError};
 use crate::capture::{CaptureErrorKind, FrameSource, OwnedFrame, PixelFormat};
 use crate::config::ZoneConfig;
@@ -101,6 +102,9 @@ pub struct CameraShared {
     labels: Vec<RwLock<Arc<CameraLabels>>>,
     pub counters: CameraCounters,
     pub latencies: Mutex<Latencies>,
+    /// The same for the web page's stats, whose windows are emptied on
+    /// their own schedule (only recorded while there is a page).
+    pub page_latencies: Mutex<Latencies>,
     pub slot: Latest<OwnedFrame>,
     /// Labels in an event now, for stats (`zone/label` in a zone).
     pub active: Mutex<Vec<String>>,
@@ -110,6 +114,8 @@ pub struct CameraShared {
     pub heartbeat: Mutex<Instant>,
     /// An `example/set` command's request for the next frame.
     pub example_request: Mutex<Option<ExampleRequest>>,
+    /// Scores, embeddings and a recent frame for the web page.
+    pub live: LiveView,
 }
 
 impl CameraShared {
@@ -125,6 +131,15 @@ impl CameraShared {
 
     /// Installs a new label set for zone `zone`; the inference thread takes
     /// it before its next frame. Returns the previous set.
+    /// Records an inferred frame's stage times in the stats' windows, and in
+    /// the web page's while there is a page.
+    fn record_latencies(&self, record: impl Fn(&mut Latencies)) {
+        record(&mut self.latencies.lock().unwrap_or_else(|e| e.into_inner()));
+        if self.live.recording() {
+            record(&mut self.page_latencies.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+
     pub fn set_labels(&self, zone: usize, labels: CameraLabels) -> Arc<CameraLabels> {
         let mut slot = self.labels[zone].write().unwrap_or_else(|e| e.into_inner());
         std::mem::replace(&mut *slot, Arc::new(labels))
@@ -146,6 +161,9 @@ pub struct InferenceSetup {
     /// How often a zone's inferred frame is reported as a keyframe, and
     /// whether with its snapshot; `None`: never (no store, or none asked).
     pub keyframes: Option<(Duration, bool)>,
+    /// How long every inferred frame's scores are kept for the web page, and
+    /// how often it gets a frame; `None`: no page.
+    pub live: Option<(Duration, Duration)>,
     pub out: Sender<CameraReport>,
 }
 
@@ -176,10 +194,16 @@ impl Camera {
             labels: labels.into_iter().map(|l| RwLock::new(Arc::new(l))).collect(),
             counters: CameraCounters::default(),
             latencies: Mutex::new(Latencies::default()),
+            page_latencies: Mutex::new(Latencies::default()),
             slot: Latest::new(),
             active: Mutex::new(Vec::new()),
             heartbeat: Mutex::new(Instant::now()),
             example_request: Mutex::new(None),
+            live: LiveView::new(
+                setup.zones.len(),
+                setup.live.map(|(keep, _)| keep),
+                setup.live.map_or(Duration::ZERO, |(_, every)| every),
+            ),
         });
         // Built here, not in the thread, so that a model that cannot run
         // stops the start-up with its error.
@@ -387,6 +411,14 @@ fn inference_loop(shared: &CameraShared, out: &Sender<CameraReport>, mut inferen
             }
         };
         crate::util::fault::point("inference");
+        if shared.live.wants_frame() {
+            let jpeg = snapshot_jpeg(&frame, &mut full_size, &Rect::WHOLE);
+            shared.live.set_frame(jpeg.map(|jpeg| LiveFrame {
+                jpeg: Arc::new(jpeg),
+                frame: frame.sequence,
+                time: frame.timestamp,
+            }));
+        }
         if let Some(request) = shared.example_request.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let rect = if request.whole_frame { Rect::WHOLE } else { rects[request.zone].1 };
             let _ = out.send(CameraReport::Example {
@@ -404,6 +436,13 @@ fn inference_loop(shared: &CameraShared, out: &Sender<CameraReport>, mut inferen
                     undecodable_pause.succeeded();
                 }
                 count_step(shared, &frame, step, events.is_empty());
+                if let Outcome::Inferred(_) = step.outcome {
+                    let time_ms = crate::store::millis(frame.timestamp);
+                    for (zone, scores) in inference.inferred_scores() {
+                        let embedding = inference.embedding(zone);
+                        shared.live.record(zone, time_ms, frame.sequence, &labels[zone], scores, embedding);
+                    }
+                }
                 if let (Outcome::Inferred(_), Some((interval, with_snapshot))) = (step.outcome, reporting.keyframes) {
                     let inferred: Vec<usize> = inference.inferred_scores().map(|(zone, _)| zone).collect();
                     for zone in inferred {
@@ -449,8 +488,8 @@ fn inference_loop(shared: &CameraShared, out: &Sender<CameraReport>, mut inferen
                         }
                     }
                     send(&mut events, snapshots, embeddings, frame.timestamp);
-                    let mut lat = shared.latencies.lock().unwrap_or_else(|e| e.into_inner());
-                    lat.frame_to_publish.record(frame.arrived.elapsed());
+                    let to_publish = frame.arrived.elapsed();
+                    shared.record_latencies(|lat| lat.frame_to_publish.record(to_publish));
                 }
             }
             Err(e) => {
@@ -522,14 +561,16 @@ fn count_step(shared: &CameraShared, frame: &OwnedFrame, step: Step, no_events: 
         Outcome::Inferred(times) => times,
     };
     CameraCounters::bump(&counters.inferred);
-    let mut lat = shared.latencies.lock().unwrap_or_else(|e| e.into_inner());
-    lat.decode.record(times.decode);
-    lat.preprocess.record(times.preprocess);
-    lat.encode.record(times.encode);
-    lat.matching.record(times.matching);
-    if no_events {
-        lat.frame_to_publish.record(frame.arrived.elapsed());
-    }
+    let to_publish = frame.arrived.elapsed();
+    shared.record_latencies(|lat| {
+        lat.decode.record(times.decode);
+        lat.preprocess.record(times.preprocess);
+        lat.encode.record(times.encode);
+        lat.matching.record(times.matching);
+        if no_events {
+            lat.frame_to_publish.record(to_publish);
+        }
+    });
 }
 
 /// Quality of an example image's JPEG: it is embedded again whenever the

@@ -49,6 +49,9 @@ pub struct PendingExample {
     /// The labels file that names the folder.
     pub labels_file: PathBuf,
     pub deadline: Instant,
+    /// Where the web page waits for the result (an MQTT command has none:
+    /// its result is published).
+    pub reply: Option<std::sync::mpsc::Sender<Result<(PathBuf, usize), String>>>,
 }
 
 /// Reads `[ZONE/]LABEL`.

@@ -30,6 +30,7 @@ pub mod camera;
 pub mod camera_labels;
 pub mod examples;
 pub mod history;
+pub mod live;
 pub mod notify;
 pub mod panics;
 pub mod signals;
@@ -84,6 +85,10 @@ const TICK: Duration = Duration::from_millis(50);
 const STOP_CAMERAS_NOTICE: Duration = Duration::from_millis(2000);
 const STOP_CAMERAS_AT_MOST: Duration = Duration::from_millis(10_000);
 const FLUSH_MQTT_WITHIN: Duration = Duration::from_millis(2500);
+
+/// How often the web page's stats are made: its status page refreshes
+/// this often, and the rates in it are over this interval.
+const WEB_STATS_EVERY: Duration = Duration::from_secs(2);
 
 /// A camera whose inference thread has not gone round its loop for this
 /// long is stalled, and the systemd watchdog is no longer fed. The longest
@@ -149,6 +154,12 @@ struct Daemon {
     /// The event history (`[store]`), and the thread that answers searches.
     history: Option<history::History>,
     search: Option<history::SearchService>,
+    /// The web page (`[web]`): what it is told, what it asks, and the stats
+    /// made for it (apart from the MQTT ones, whose intervals they would
+    /// change).
+    web_view: Arc<crate::web::DaemonView>,
+    web_commands: Option<Receiver<crate::web::WebCommand>>,
+    web_stats: Option<(StatsReporter, Instant)>,
 }
 
 /// Runs the daemon until a signal (or the end of every recording with
@@ -297,6 +308,12 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         command_log: LogLimit::with_burst(5),
         history,
         search,
+        web_view: Arc::new(crate::web::DaemonView::default()),
+        web_commands: None,
+        web_stats: config
+            .web
+            .enabled
+            .then(|| (StatsReporter::for_page(&config.node, &bundle.name, started), Instant::now())),
         config: config.clone(),
     };
     // `report_tx` lives as long as the main loop: cameras whose recordings
@@ -304,6 +321,9 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
     for ((cam, zones), lines) in config.cameras.iter().zip(initial).zip(gpio) {
         daemon.start_camera(cam, zones, lines, &encoder, &report_tx)?;
     }
+
+    // The page once the cameras run: it shows them.
+    let _web = if config.web.enabled { Some(daemon.start_web(&encoder)?) } else { None };
 
     daemon.notifier.notify(&format!("READY=1\nSTATUS=running {} camera(s)", daemon.cameras.len()));
     daemon.main_loop(&signals, &report_rx);
@@ -314,6 +334,28 @@ pub fn run(config: Config, print: Option<EventSink>) -> anyhow::Result<()> {
         Some(panic) => Err(anyhow::anyhow!("{panic}; stopped so that the service manager restarts edgeclip")),
         None => Ok(()),
     }
+}
+
+/// A stats message from `reporter` (the MQTT one, or the web page's).
+fn stats_of(
+    reporter: &mut StatsReporter,
+    cameras: &BTreeMap<String, Managed>,
+    mqtt: &MqttClient,
+    commands: &CommandCounts,
+    search: Option<&history::SearchService>,
+    history: Option<&history::History>,
+) -> crate::publish::payloads::Stats {
+    let views = cameras.iter().map(|(name, c)| CameraView {
+        name,
+        shared: &c.camera.shared,
+        running: !c.finished,
+        outputs: &c.gpio_outputs,
+        input: c.config.input.as_ref(),
+    });
+    let mut stats = reporter.report(&mqtt.stats(), commands, views);
+    let searches = search.map_or(0, history::SearchService::answered);
+    stats.store = history.map(|h| h.stats(searches));
+    stats
 }
 
 /// `bytes` random bytes from the kernel, as hex.
@@ -432,6 +474,7 @@ impl Daemon {
                 Some(_) => self.config.store.keyframe_interval.map(|every| (every, self.config.store.snapshots)),
                 None => None,
             },
+            live: self.config.web.enabled.then_some((self.config.web.score_history, self.config.web.frame_interval)),
             out: out.clone(),
         };
         let camera =
@@ -495,6 +538,12 @@ impl Daemon {
             while let Ok(msg) = self.mqtt.incoming().try_recv() {
                 self.handle_incoming(msg);
             }
+            let web: Vec<crate::web::WebCommand> =
+                self.web_commands.as_ref().map(|rx| rx.try_iter().collect()).unwrap_or_default();
+            for command in web {
+                self.handle_web(command);
+            }
+            self.web_stats();
             let now = Instant::now();
             for (name, c) in &mut self.cameras {
                 let _span = camera_span(name).entered();
@@ -569,6 +618,7 @@ impl Daemon {
                         None => Some(self.publisher.unstored_event(&camera, e, frame_time)),
                     };
                     self.publisher.event(&self.mqtt, &camera, e, snapshot, frame_time, message);
+                    self.web_view.event(&camera, e, frame_time);
                 }
                 if let Some(c) = self.cameras.get_mut(&camera) {
                     let now = Instant::now();
@@ -603,6 +653,9 @@ impl Daemon {
                         Err(e)
                     }
                 };
+                if let Some(reply) = &pending.reply {
+                    let _ = reply.send(result.clone());
+                }
                 self.publish_example_result(&pending.camera, pending.zone_name, &pending.label, result);
             }
             CameraReport::Finished { camera, source_ended } => {
@@ -753,12 +806,7 @@ impl Daemon {
                 let Some(switch) = Switch::from_command(&text) else {
                     return Err(format!("'{}' is not a switch value; accepted: ON or OFF", untrusted(text.trim())));
                 };
-                let enabled = switch == Switch::On;
-                let c = &self.cameras[&camera];
-                c.camera.shared.enabled.store(enabled, Ordering::SeqCst);
-                self.publisher.enabled(&self.mqtt, &camera, enabled);
-                camera_span(&camera)
-                    .in_scope(|| tracing::info!("{} by MQTT command", if enabled { "enabled" } else { "disabled" }));
+                self.set_enabled(&camera, switch == Switch::On, "MQTT command");
             }
             CommandTopic::Labels { .. } => {
                 if payload.len() > MAX_COMMAND_LABELS_BYTES {
@@ -788,7 +836,7 @@ impl Daemon {
             }
             CommandTopic::Example { .. } => {
                 let (zone, label) = examples::parse_payload(&payload)?;
-                if let Err(e) = self.request_example(&camera, zone.as_deref(), &label) {
+                if let Err(e) = self.request_example(&camera, zone.as_deref(), &label, None) {
                     self.publish_example_result(&camera, zone, &label, Err(e.clone()));
                     return Err(e);
                 }
@@ -800,7 +848,13 @@ impl Daemon {
     /// Asks camera `camera`'s inference thread for its next frame as an
     /// example of `label` in `zone`, once the label's example folder is
     /// known; the answer comes as [`CameraReport::Example`].
-    fn request_example(&mut self, camera: &str, zone: Option<&str>, label: &str) -> Result<(), String> {
+    fn request_example(
+        &mut self,
+        camera: &str,
+        zone: Option<&str>,
+        label: &str,
+        reply: Option<std::sync::mpsc::Sender<Result<(std::path::PathBuf, usize), String>>>,
+    ) -> Result<(), String> {
         let c = &self.cameras[camera];
         let zone_names: Vec<&str> = c.config.zones.iter().filter_map(|z| z.name.as_deref()).collect();
         let zone_ix = match zone {
@@ -840,6 +894,9 @@ impl Daemon {
             old
         };
         for p in superseded {
+            if let Some(reply) = &p.reply {
+                let _ = reply.send(Err("superseded by a newer example request on the camera".into()));
+            }
             self.publish_example_result(
                 &p.camera,
                 p.zone_name,
@@ -856,6 +913,7 @@ impl Daemon {
             folder,
             labels_file,
             deadline: Instant::now() + examples::EXAMPLE_FRAME_WITHIN,
+            reply,
         });
         Ok(())
     }
@@ -879,6 +937,9 @@ impl Daemon {
                 examples::EXAMPLE_FRAME_WITHIN.as_secs()
             );
             camera_span(&p.camera).in_scope(|| tracing::warn!("example/set for label '{}': {why}", p.label));
+            if let Some(reply) = &p.reply {
+                let _ = reply.send(Err(why.clone()));
+            }
             self.publish_example_result(&p.camera, p.zone_name, &p.label, Err(why));
         }
     }
@@ -915,17 +976,109 @@ impl Daemon {
         }
     }
 
+    /// Switches a camera on or off; `by` names who asked, for the log.
+    fn set_enabled(&mut self, camera: &str, enabled: bool, by: &str) {
+        let c = &self.cameras[camera];
+        c.camera.shared.enabled.store(enabled, Ordering::SeqCst);
+        self.publisher.enabled(&self.mqtt, camera, enabled);
+        camera_span(camera).in_scope(|| tracing::info!("{} by {by}", if enabled { "enabled" } else { "disabled" }));
+    }
+
+    /// Starts the web page's server, which gets the cameras' shared state
+    /// and a way to ask the main loop for changes.
+    #[cfg(feature = "web")]
+    fn start_web(&mut self, encoder: &Arc<ImageEncoder>) -> anyhow::Result<crate::web::server::WebServer> {
+        use crate::web::server::{Web, WebCamera};
+        let (tx, rx) = mpsc::channel();
+        self.web_commands = Some(rx);
+        let options = EncoderOptions { threads: self.config.model.threads, fold_constants: true };
+        let web = Web {
+            config: self.config.web.clone(),
+            node: self.config.node.clone(),
+            bundle: Arc::clone(&self.bundle),
+            label_options: self.label_options.clone(),
+            cameras: self
+                .cameras
+                .values()
+                .map(|c| WebCamera { config: c.config.clone(), shared: Arc::clone(&c.camera.shared) })
+                .collect(),
+            view: Arc::clone(&self.web_view),
+            commands: std::sync::Mutex::new(tx),
+            guard: Default::default(),
+            refusals: Default::default(),
+            store_path: self.history.as_ref().map(|h| h.path().to_path_buf()),
+            store: std::sync::Mutex::new(None),
+            searcher: std::sync::Mutex::new(crate::search::Searcher::new(
+                Arc::clone(&self.bundle),
+                options,
+                &self.config.node,
+                self.publisher.topics.clone(),
+                Some(Arc::clone(encoder)),
+            )),
+            live_streams: Default::default(),
+            log: std::sync::Mutex::new(LogLimit::with_burst(5)),
+        };
+        crate::web::server::start(web)
+    }
+
+    #[cfg(not(feature = "web"))]
+    fn start_web(&mut self, _encoder: &Arc<ImageEncoder>) -> anyhow::Result<()> {
+        anyhow::bail!("[web] enabled = true, but this edgeclip was built without the web page (the `web` feature)")
+    }
+
+    /// Carries out what the web page asked.
+    fn handle_web(&mut self, command: crate::web::WebCommand) {
+        use crate::web::WebCommand;
+        match command {
+            WebCommand::Enable { camera, enabled, reply } => {
+                let result = if self.cameras.contains_key(&camera) {
+                    self.set_enabled(&camera, enabled, "the web page");
+                    Ok(())
+                } else {
+                    Err(format!("no camera '{camera}'"))
+                };
+                let _ = reply.send(result);
+            }
+            WebCommand::Example { camera, zone, label, reply } => {
+                if !self.cameras.contains_key(&camera) {
+                    let _ = reply.send(Err(format!("no camera '{camera}'")));
+                    return;
+                }
+                let asked = self.request_example(&camera, zone.as_deref(), &label, Some(reply.clone()));
+                if let Err(e) = asked {
+                    camera_span(&camera)
+                        .in_scope(|| tracing::warn!("example from the web page for label '{label}': {e}"));
+                    self.publish_example_result(&camera, zone, &label, Err(e.clone()));
+                    let _ = reply.send(Err(e));
+                }
+            }
+            WebCommand::Reload { camera, labels_file } => self.reload_labels_file(&camera, &labels_file),
+        }
+    }
+
+    /// The stats the web page shows, made every [`WEB_STATS_EVERY`].
+    fn web_stats(&mut self) {
+        let Some((reporter, last)) = &mut self.web_stats else { return };
+        if last.elapsed() < WEB_STATS_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        let stats =
+            stats_of(reporter, &self.cameras, &self.mqtt, &self.commands, self.search.as_ref(), self.history.as_ref());
+        if let Ok(value) = serde_json::to_value(&stats) {
+            self.web_view.set_stats(value);
+        }
+    }
+
     fn publish_stats(&mut self) {
-        let cameras = self.cameras.iter().map(|(name, c)| CameraView {
-            name,
-            shared: &c.camera.shared,
-            running: !c.finished,
-            outputs: &c.gpio_outputs,
-            input: c.config.input.as_ref(),
-        });
-        let mut stats = self.stats.report(&self.mqtt.stats(), &self.commands, cameras);
-        let searches = self.search.as_ref().map_or(0, history::SearchService::answered);
-        stats.store = self.history.as_ref().map(|h| h.stats(searches));
+        let stats = stats_of(
+            &mut self.stats,
+            &self.cameras,
+            &self.mqtt,
+            &self.commands,
+            self.search.as_ref(),
+            self.history.as_ref(),
+        );
         self.publisher.stats(&self.mqtt, &stats);
     }
 

@@ -213,6 +213,8 @@ pub struct StatsReporter {
     started: Instant,
     last: Instant,
     counters: BTreeMap<String, CounterSnapshot>,
+    /// Reports for the web page: from the cameras' page latency windows.
+    page: bool,
 }
 
 impl StatsReporter {
@@ -225,7 +227,14 @@ impl StatsReporter {
             started,
             last: started,
             counters: BTreeMap::new(),
+            page: false,
         }
+    }
+
+    /// A second reporter for the web page, with intervals and latency
+    /// windows of its own, so that the MQTT stats stay as they are.
+    pub fn for_page(node: &str, model: &str, started: Instant) -> StatsReporter {
+        StatsReporter { page: true, ..StatsReporter::new(node, model, started) }
     }
 
     /// Time since the last message was built (or since the start).
@@ -248,7 +257,7 @@ impl StatsReporter {
         for camera in cameras {
             let counts = camera.shared.counters.snapshot();
             let before = self.counters.get(camera.name).copied().unwrap_or_default();
-            stats.insert(camera.name.to_string(), camera_stats(&camera, &counts, &before, elapsed));
+            stats.insert(camera.name.to_string(), camera_stats(&camera, &counts, &before, elapsed, self.page));
             snapshots.insert(camera.name.to_string(), counts);
         }
         let message = Stats {
@@ -286,6 +295,7 @@ fn camera_stats(
     counts: &CounterSnapshot,
     before: &CounterSnapshot,
     elapsed: Duration,
+    page: bool,
 ) -> CameraStats {
     let s = camera.shared;
     let sets: Vec<_> = (0..s.zone_count()).map(|i| s.labels(i)).collect();
@@ -320,7 +330,10 @@ fn camera_stats(
         gpio,
         labels: sets.iter().map(|l| l.detector.len()).sum(),
         labels_from: origins.join(", "),
-        latency: s.latencies.lock().unwrap_or_else(|e| e.into_inner()).take_stats(),
+        latency: if page { &s.page_latencies } else { &s.latencies }
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_stats(),
         running: camera.running,
         source: s.source.clone(),
     }

@@ -39,14 +39,24 @@
 //!   and Annex B, made once by ffmpeg), `ffmpeg_nv12` (the reference
 //!   decode), and `RtspServer::start(clip, path, login)` (gst-rtsp-server on
 //!   a free port) with `url`, `kill`, `restart`.
+//! - [`http`]: `request(port, method, target, headers, body)`, a small
+//!   HTTP/1.1 client (`Response` with `status`, `header`, `text`, `json`).
+//! - [`browser`]: `Browser::start(width, height)`, headless Chromium through
+//!   chromedriver: `goto`, `run` (a script in the page), `wait_for`,
+//!   `screenshot`.
+//! - [`proxy`]: `SubPathProxy::start(prefix, port)`, a reverse proxy that
+//!   mounts a server at a sub-path, as nginx would.
 
 pub mod allocations;
+pub mod browser;
 pub mod daemon;
 pub mod demo;
 pub mod golden;
+pub mod http;
 pub mod mosquitto;
 pub mod paths;
 pub mod process;
+pub mod proxy;
 pub mod rtsp;
 pub mod subscriber;
 pub mod timing;
