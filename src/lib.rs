@@ -16,7 +16,9 @@
 //! - [`publish`]: events, states, snapshots, stats and Home Assistant
 //!   discovery over MQTT (and the embedded broker);
 //! - [`daemon`]: `edgeclip run`, which runs the above per camera and owns the
-//!   main loop.
+//!   main loop;
+//! - [`web`]: the page the daemon serves, which shows the scores live and
+//!   over time, the history, and edits labels and thresholds.
 //!
 //! Beside the frame's path: [`model`] is the model bundle and everything
 //! that turns pixels or text into embeddings (preprocessing, the encoders,

@@ -421,6 +421,18 @@ fn the_api_refuses_what_it_should() {
     );
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("example image the file does not name"), "{}", r.text());
+    // Nor ask the text encoder for more than a command may.
+    let prompts: Vec<String> = (0..300).map(|i| format!("a thing number {i}")).collect();
+    let greedy = json!({ "camera": "demo", "file": 0, "text": format!("many: {}\n", prompts.join("; ")) }).to_string();
+    let r = http::request(
+        port,
+        "POST",
+        "/api/labels/check",
+        &[("Cookie", &cookie), ("Content-Type", "application/json"), ("X-Edgeclip-Csrf", &csrf)],
+        greedy.as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("300 new prompts to embed"), "{}", r.text());
     // Without the CSRF token, or from another origin: refused.
     let r = http::request(
         port,

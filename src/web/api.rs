@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 
 use super::server::{error, Web, WebCamera};
 use super::{auth, WebCommand};
-use crate::daemon::camera_labels::{CameraLabels, LabelsOrigin, MAX_COMMAND_LABELS_BYTES};
+use crate::daemon::camera_labels::{CameraLabels, LabelsOrigin, MAX_COMMAND_LABELS_BYTES, MAX_COMMAND_PROMPTS};
 use crate::daemon::examples;
 use crate::daemon::live::ScoredFrame;
 use crate::eval::calibrate::{propose, Series, MAX_THRESHOLD};
@@ -577,6 +577,28 @@ fn check_labels(web: &Web, c: &WebCamera, file: usize, text: &str) -> ApiResult<
             "'{new}' is an example image the file does not name yet; the page may keep the file's example images but not add others (add them on the board, or with the page's 'add as example')"
         )));
     }
+    // Prompts the file does not have yet are embedded by the text encoder
+    // (the file's own are cached): as many as a `labels/set` command may ask.
+    let known = file::read(path).unwrap_or_default();
+    let templates = web.bundle.label_templates.len().max(1);
+    let new_prompts: usize = file::parse(path, text)
+        .unwrap_or_default()
+        .iter()
+        .map(|l| match known.iter().find(|k| k.name == l.name) {
+            Some(k) if l.explicit_prompts => l.prompts.iter().filter(|p| !k.prompts.contains(p)).count(),
+            Some(_) => 0,
+            None if l.explicit_prompts => l.prompts.len(),
+            None => templates,
+        })
+        .sum();
+    if new_prompts > MAX_COMMAND_PROMPTS {
+        return Err(bad(format!(
+            "{new_prompts} new prompts to embed; the page may ask for at most {MAX_COMMAND_PROMPTS} at once (save in steps, or edit the file on the board)"
+        )));
+    }
+    // One check at a time: embedding takes the cores the cameras use.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut zones = Vec::new();
     for (z, zone) in c.config.zones.iter().enumerate().filter(|(_, zone)| zone.labels == *path) {
         let options = crate::labels::resolve::LabelOptions { zone: Some(zone.rect), ..web.label_options.clone() };
@@ -631,7 +653,10 @@ pub async fn labels_save(
         crate::util::file::write_atomically(&path, edit.text.as_bytes()).map_err(|e| {
             fail(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot write '{}': {e} (is its folder writable by the service?)", path.display()),
+                format!(
+                    "cannot write '{}': {e}; the service may write only under /var/lib/edgeclip: move the labels file there (owned by the service) and point the camera's `labels` at it",
+                    path.display()
+                ),
             )
         })?;
         Ok(path)

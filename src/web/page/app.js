@@ -101,7 +101,7 @@ async function start() {
   const spans = [[2, "2 minutes"], [10, "10 minutes"], [60, "hour"], [360, "6 hours"], [1440, "day"]];
   fillSelect($("scores-minutes"), spans.filter(([m]) => m <= state.session.score_history_min), true);
   $("scores-minutes").value = "10";
-  window.addEventListener("hashchange", route);
+  if (!state.started) { window.addEventListener("hashchange", route); state.started = true; }
   route();
 }
 
