@@ -162,13 +162,7 @@ pub fn calibrate(args: &CalibrateArgs, out: &mut dyn Write) -> anyhow::Result<()
     }
     if args.write {
         for (path, thresholds) in &writes {
-            let text = file::read_text(path)?;
-            let written = file::with_thresholds(&text, thresholds);
-            // Checked before it replaces the file: what was valid stays valid.
-            file::parse(path, &written).with_context(|| format!("the thresholds written into '{}'", path.display()))?;
-            // Through a rename: the daemon's watcher never reads half a file.
-            crate::util::file::write_atomically(path, written.as_bytes())
-                .with_context(|| format!("cannot write '{}'", path.display()))?;
+            file::write_thresholds(path, thresholds)?;
             if !args.json {
                 writeln!(out, "wrote {} thresholds into '{}'", thresholds.len(), path.display())?;
             }

@@ -60,6 +60,27 @@ struct Key<T> {
     default: T,
 }
 
+impl Key<&'static str> {
+    /// This address key of `table` (`IP:PORT`, where something listens):
+    /// the one set, or the default; an error shows `example`.
+    fn address(
+        &self,
+        cx: &Ctx<'_>,
+        table: &str,
+        value: Option<&Spanned<String>>,
+        example: &str,
+    ) -> Result<std::net::SocketAddr, ConfigError> {
+        let Some(v) = value else { return Ok(self.default.parse().expect("the default address parses")) };
+        v.get_ref().parse().map_err(|_| {
+            cx.invalid(
+                &key(table, self.name),
+                v,
+                format!("'{}' is not an address; accepted: IP:PORT, e.g. '{example}'", v.get_ref()),
+            )
+        })
+    }
+}
+
 /// A number key: its default when left out, and the values accepted. An
 /// error states the range, so a person can fix the value without the docs.
 struct Number<T> {

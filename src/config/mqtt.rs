@@ -147,16 +147,7 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Option<&RawMqtt>, node: &str) -> Result<M
     let raw = raw.unwrap_or(&none);
     let broker = match &raw.broker {
         Some(b) if b.get_ref() == "embedded" => {
-            let listen: SocketAddr = match &raw.listen {
-                Some(l) => l.get_ref().parse().map_err(|_| {
-                    cx.invalid(
-                        &key(TABLE, LISTEN.name),
-                        l,
-                        format!("'{}' is not an address; accepted: IP:PORT, e.g. '0.0.0.0:1883'", l.get_ref()),
-                    )
-                })?,
-                None => LISTEN.default.parse().expect("the default address parses"),
-            };
+            let listen = LISTEN.address(cx, TABLE, raw.listen.as_ref(), "0.0.0.0:1883")?;
             let users = match &raw.users_file {
                 Some(f) => Some(read_users(cx, f)?),
                 None => None,

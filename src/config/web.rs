@@ -72,16 +72,7 @@ impl Default for WebConfig {
 pub(super) fn parse(cx: &Ctx<'_>, raw: Option<&RawWeb>) -> Result<WebConfig, ConfigError> {
     let none = RawWeb::default();
     let raw = raw.unwrap_or(&none);
-    let listen: SocketAddr = match &raw.listen {
-        Some(l) => l.get_ref().parse().map_err(|_| {
-            cx.invalid(
-                &key(TABLE, LISTEN.name),
-                l,
-                format!("'{}' is not an address; accepted: IP:PORT, e.g. '127.0.0.1:8077'", l.get_ref()),
-            )
-        })?,
-        None => LISTEN.default.parse().expect("the default address parses"),
-    };
+    let listen = LISTEN.address(cx, TABLE, raw.listen.as_ref(), "127.0.0.1:8077")?;
     let password_hash = match &raw.password_hash {
         Some(h) => {
             crate::web::password::check_hash(h.get_ref()).map_err(|problem| {

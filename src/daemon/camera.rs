@@ -575,7 +575,7 @@ fn count_step(shared: &CameraShared, frame: &OwnedFrame, step: Step, no_events: 
 
 /// Quality of an example image's JPEG: it is embedded again whenever the
 /// labels load, so it keeps nearly every detail (~3× a snapshot's bytes).
-const EXAMPLE_JPEG_QUALITY: u8 = 95;
+pub const EXAMPLE_JPEG_QUALITY: u8 = 95;
 
 /// The part of the frame under `rect`, converted at full size, as a JPEG:
 /// an example image of what the zone shows.

@@ -360,10 +360,8 @@ fn stats_of(
 
 /// `bytes` random bytes from the kernel, as hex.
 fn random_hex(bytes: usize) -> anyhow::Result<String> {
-    use std::io::Read;
     let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
+    crate::util::file::random_bytes(&mut buf)
         .context("cannot read /dev/urandom for the embedded broker's own login")?;
     Ok(crate::model::bundle::hex(&buf))
 }

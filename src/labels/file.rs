@@ -167,6 +167,19 @@ pub fn with_thresholds(text: &str, thresholds: &std::collections::BTreeMap<usize
     out
 }
 
+/// Sets the thresholds of some labels (by line) in the labels file at
+/// `path`, as [`with_thresholds`] does: what was valid is checked to stay
+/// valid before it replaces the file, through a rename, so that the
+/// daemon's watcher never reads half a file. `edgeclip calibrate --write`
+/// and the web page's calibration write with it.
+pub fn write_thresholds(path: &Path, thresholds: &std::collections::BTreeMap<usize, f32>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let written = with_thresholds(&read_text(path)?, thresholds);
+    parse(path, &written).with_context(|| format!("the thresholds written into '{}'", path.display()))?;
+    crate::util::file::write_atomically(path, written.as_bytes())
+        .with_context(|| format!("cannot write '{}'", path.display()))
+}
+
 /// The largest labels file read: a thousand labels with long prompt
 /// ensembles fit many times over.
 pub const MAX_LABELS_FILE_BYTES: u64 = 16 * 1024 * 1024;

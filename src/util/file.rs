@@ -2,11 +2,18 @@
 //! with care: only regular files, so that a FIFO or a device named by
 //! mistake is an error instead of a read that never ends, and small ones
 //! only up to a bound; and files written whole, so that a reader never sees
-//! half of one ([`write_atomically`]).
+//! half of one ([`write_atomically`]). And the kernel's random bytes
+//! ([`random_bytes`]).
 
 use std::fs;
 use std::io::Read;
 use std::path::Path;
+
+/// Fills `buf` with random bytes from the kernel (/dev/urandom): salts,
+/// session tokens, the embedded broker's own login.
+pub fn random_bytes(buf: &mut [u8]) -> std::io::Result<()> {
+    fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf))
+}
 
 /// Writes `bytes` to `path` through a temporary file in the same folder
 /// (made if missing) and a rename, so that a reader (the labels watcher,

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path as FsPath, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -314,9 +314,10 @@ pub async fn scores(State(web): State<Arc<Web>>, Query(q): Query<ScoresQuery>) -
         )));
     }
     let to_ms = millis(SystemTime::now());
-    let frames = c.shared.live.scores_since(q.zone, to_ms - (minutes * 60_000.0) as i64);
+    let since_ms = to_ms - (minutes * 60_000.0) as i64;
+    let frames = c.shared.live.scores_since(q.zone, since_ms);
     // A history shorter than the span asked fills the chart.
-    let from_ms = frames.first().map_or(to_ms - (minutes * 60_000.0) as i64, |f| f.time_ms.min(to_ms - 1000));
+    let from_ms = frames.first().map_or(since_ms, |f| f.time_ms.min(to_ms - 1000));
     // The labels of the newest frame name the columns.
     let labels: Vec<String> = frames.last().map(|f| f.labels.matcher.names().to_vec()).unwrap_or_default();
     let thresholds: BTreeMap<&str, f32> = frames
@@ -539,22 +540,26 @@ fn labels_error(e: &anyhow::Error) -> ApiError {
     ))
 }
 
-/// The example images a labels text names (its `image:` and `frame:` prompts).
-fn example_prompts(path: &FsPath, text: &str) -> BTreeSet<String> {
-    file::parse(path, text)
-        .map(|labels| {
-            labels
-                .into_iter()
-                .flat_map(|l| l.prompts)
-                .filter(|p| p.starts_with(IMAGE_PREFIX) || p.starts_with(FRAME_PREFIX))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The example images labels name (their `image:` and `frame:` prompts).
+fn example_prompts(labels: &[file::Label]) -> BTreeSet<&str> {
+    labels
+        .iter()
+        .flat_map(|l| &l.prompts)
+        .map(String::as_str)
+        .filter(|p| p.starts_with(IMAGE_PREFIX) || p.starts_with(FRAME_PREFIX))
+        .collect()
 }
 
 /// Loads `text` as every zone that reads file `file` would, and scores each
-/// on its zone's latest frame: (zone name, label, score, threshold).
-fn check_labels(web: &Web, c: &WebCamera, file: usize, text: &str) -> ApiResult<Vec<Value>> {
+/// on its zone's latest frame: (zone name, label, score, threshold). Also
+/// returns the file as it is now (read once, for the checks here and a
+/// save's comparison).
+fn check_labels(
+    web: &Web,
+    c: &WebCamera,
+    file: usize,
+    text: &str,
+) -> ApiResult<(Vec<Value>, Result<String, LabelsError>)> {
     if text.len() > MAX_COMMAND_LABELS_BYTES {
         return Err(bad(format!(
             "{} bytes of labels; the page takes at most {MAX_COMMAND_LABELS_BYTES} (edit a larger file on the board)",
@@ -569,20 +574,20 @@ fn check_labels(web: &Web, c: &WebCamera, file: usize, text: &str) -> ApiResult<
             files.len()
         )));
     };
+    let now = file::read_text(path);
+    let known = now.as_ref().ok().and_then(|t| file::parse(path, t).ok()).unwrap_or_default();
+    let edited = file::parse(path, text).unwrap_or_default();
     // Examples are read from disk: a text may keep the ones its file names,
     // but not name others (which could be any file the daemon can read).
-    let current = file::read_text(path).map(|t| example_prompts(path, &t)).unwrap_or_default();
-    if let Some(new) = example_prompts(path, text).difference(&current).next() {
+    if let Some(new) = example_prompts(&edited).difference(&example_prompts(&known)).next() {
         return Err(bad(format!(
             "'{new}' is an example image the file does not name yet; the page may keep the file's example images but not add others (add them on the board, or with the page's 'add as example')"
         )));
     }
     // Prompts the file does not have yet are embedded by the text encoder
     // (the file's own are cached): as many as a `labels/set` command may ask.
-    let known = file::read(path).unwrap_or_default();
     let templates = web.bundle.label_templates.len().max(1);
-    let new_prompts: usize = file::parse(path, text)
-        .unwrap_or_default()
+    let new_prompts: usize = edited
         .iter()
         .map(|l| match known.iter().find(|k| k.name == l.name) {
             Some(k) if l.explicit_prompts => l.prompts.iter().filter(|p| !k.prompts.contains(p)).count(),
@@ -617,14 +622,14 @@ fn check_labels(web: &Web, c: &WebCamera, file: usize, text: &str) -> ApiResult<
         });
         zones.push(json!({ "zone": zone.name, "scores": scores }));
     }
-    Ok(zones)
+    Ok((zones, now))
 }
 
 pub async fn labels_check(State(web): State<Arc<Web>>, Json(edit): Json<LabelsEdit>) -> ApiResult<Response> {
     let w = Arc::clone(&web);
     let zones = blocking(move || {
         let c = camera(&w, &edit.camera)?;
-        check_labels(&w, c, edit.file, &edit.text)
+        check_labels(&w, c, edit.file, &edit.text).map(|(zones, _)| zones)
     })
     .await?;
     Ok(Json(json!({ "ok": true, "zones": zones })).into_response())
@@ -638,11 +643,10 @@ pub async fn labels_save(
     let w = Arc::clone(&web);
     let path = blocking(move || {
         let c = camera(&w, &edit.camera)?;
-        check_labels(&w, c, edit.file, &edit.text)?;
+        let (_, now) = check_labels(&w, c, edit.file, &edit.text)?;
         let path = label_files(c)[edit.file].clone();
         if let Some(base) = &edit.base {
-            let now = file::read_text(&path).map_err(|e| bad(e.to_string()))?;
-            if now != *base {
+            if now.map_err(|e| bad(e.to_string()))? != *base {
                 return Err(fail(
                     StatusCode::CONFLICT,
                     format!("'{}' changed since the page loaded it; load it again and redo the edit", path.display()),
@@ -736,7 +740,7 @@ fn crop_jpeg(jpeg: &[u8], rect: &crate::pipeline::zone::Rect) -> Result<Vec<u8>,
     let (x1, y1) = (((rect.x1 * w) as u32).max(x0 + 1), ((rect.y1 * h) as u32).max(y0 + 1));
     let cut = image::imageops::crop_imm(&image, x0, y0, x1 - x0, y1 - y0).to_image();
     let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, crate::daemon::camera::EXAMPLE_JPEG_QUALITY)
         .encode(cut.as_raw(), cut.width(), cut.height(), image::ExtendedColorType::Rgb8)
         .map_err(|e| e.to_string())?;
     Ok(out)
@@ -928,11 +932,15 @@ pub async fn calibrate_apply(
         }
         let mut written = Vec::new();
         for (path, thresholds) in &writes {
-            let text = file::read_text(path).map_err(|e| bad(e.to_string()))?;
-            let new = file::with_thresholds(&text, thresholds);
-            file::parse(path, &new).map_err(|e| bad(e.to_string()))?;
-            crate::util::file::write_atomically(path, new.as_bytes()).map_err(|e| {
-                fail(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write '{}': {e}", path.display()))
+            file::write_thresholds(path, thresholds).map_err(|e| {
+                // A file that cannot be written is the board's fault; one
+                // that does not read or parse, the file's.
+                let status = if e.root_cause().is::<std::io::Error>() {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                fail(status, format!("{e:#}"))
             })?;
             written.push(json!({ "file": path.display().to_string(), "thresholds": thresholds.len() }));
         }

@@ -131,11 +131,8 @@ impl Guard {
 
 /// 32 random bytes from the kernel, as hex.
 fn random_token() -> Result<String, String> {
-    use std::io::Read;
     let mut buf = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| format!("cannot read /dev/urandom for a session: {e}"))?;
+    crate::util::file::random_bytes(&mut buf).map_err(|e| format!("cannot read /dev/urandom for a session: {e}"))?;
     Ok(crate::model::bundle::hex(&buf))
 }
 

@@ -24,14 +24,11 @@ const MAX_MEMORY_KIB: u32 = 64 * 1024;
 
 /// Hashes a new password with a random salt from the kernel.
 pub fn hash(password: &str) -> Result<String, String> {
-    use std::io::Read;
     if password.is_empty() {
         return Err("the password is empty".into());
     }
     let mut salt = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut salt))
-        .map_err(|e| format!("cannot read /dev/urandom for a salt: {e}"))?;
+    crate::util::file::random_bytes(&mut salt).map_err(|e| format!("cannot read /dev/urandom for a salt: {e}"))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
     Ok(hasher().hash_password(password.as_bytes(), &salt).map_err(|e| e.to_string())?.to_string())
 }
